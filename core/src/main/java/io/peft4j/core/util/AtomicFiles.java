@@ -1,0 +1,94 @@
+package io.peft4j.core.util;
+
+import io.peft4j.core.Peft4jException;
+import io.peft4j.core.Peft4jException.ErrorCode;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * Writes files so that readers see either the old content or the new, never a part: data goes to
+ * a temporary file in the target's directory, is flushed to disk, and is moved over the target.
+ */
+public final class AtomicFiles {
+
+    private AtomicFiles() {
+    }
+
+    /** Something that writes a file's content to a stream. */
+    @FunctionalInterface
+    public interface Content {
+        void writeTo(OutputStream out) throws IOException;
+    }
+
+    /** Writes {@code content} to {@code target} atomically. */
+    public static void write(Path target, Content content) {
+        Path tmp = writeTemp(target, content);
+        try {
+            moveIntoPlace(tmp, target);
+        } catch (IOException e) {
+            deleteQuietly(tmp);
+            throw new Peft4jException(ErrorCode.IO, "cannot write " + target + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Writes {@code content} to a hidden temporary file beside {@code target}, flushed to disk, and
+     * returns it; the caller moves it into place with {@link #moveIntoPlace} (or deletes it). For
+     * files that must appear together: write all, then move all.
+     */
+    public static Path writeTemp(Path target, Content content) {
+        Path dir = target.toAbsolutePath().getParent();
+        Path tmp = null;
+        try {
+            Files.createDirectories(dir);
+            tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+                 OutputStream out = Channels.newOutputStream(ch)) {
+                OutputStream buffered = new java.io.BufferedOutputStream(out, 1 << 16);
+                content.writeTo(buffered);
+                buffered.flush();
+                ch.force(true);
+            }
+            Path done = tmp;
+            tmp = null;
+            return done;
+        } catch (IOException e) {
+            throw new Peft4jException(ErrorCode.IO, "cannot write " + target + ": " + e.getMessage(), e);
+        } finally {
+            deleteQuietly(tmp);
+        }
+    }
+
+    /** Deletes a temporary file if there is one; best effort. */
+    public static void deleteQuietly(Path tmp) {
+        if (tmp != null) {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+                // best effort: the temporary file is hidden and named after its target
+            }
+        }
+    }
+
+    /** Writes bytes to {@code target} atomically. */
+    public static void write(Path target, byte[] bytes) {
+        write(target, out -> out.write(bytes));
+    }
+
+    /** Moves a finished temporary file over {@code target}, atomically where the file system can. */
+    public static void moveIntoPlace(Path tmp, Path target) throws IOException {
+        try {
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+}
