@@ -44,7 +44,7 @@ public final class LiftConstants {
     }
 
     /** The constant's value as a tensor, or null for the forms that are not lifted (sparse). */
-    static Tensor value(Node n) {
+    public static Tensor value(Node n) {
         for (AttributeProto a : n.attributes().values()) {
             switch (a.getName()) {
                 case "value":

@@ -312,10 +312,16 @@ public final class OnnxIO {
                 AtomicFiles.deleteQuietly(dataTmp);
                 throw e;
             }
-            if (dataTmp != null) {
-                AtomicFiles.moveIntoPlace(dataTmp, dir.resolve(dataName));
+            try {
+                if (dataTmp != null) {
+                    AtomicFiles.moveIntoPlace(dataTmp, dir.resolve(dataName));
+                    dataTmp = null;
+                }
+                AtomicFiles.moveIntoPlace(modelTmp, file);
+            } finally {
+                AtomicFiles.deleteQuietly(dataTmp);
+                AtomicFiles.deleteQuietly(Files.exists(modelTmp) ? modelTmp : null);
             }
-            AtomicFiles.moveIntoPlace(modelTmp, file);
         } catch (IOException e) {
             throw new Peft4jException(ErrorCode.IO, "cannot write " + file + ": " + e.getMessage(), e);
         }
