@@ -25,6 +25,7 @@ import picocli.CommandLine.Spec;
         description = "Parameter-efficient fine-tuning for ONNX models, from training to edge devices.",
         subcommands = {
             HelpCommand.class,
+            InspectCommand.class,
         },
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {
