@@ -4,24 +4,24 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import io.peft4j.core.Peft4jException;
 import io.peft4j.core.tensor.Tensor;
+import io.peft4j.core.util.AtomicFiles;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.WritableByteChannel;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Writes safetensors files. Reading is {@link SafetensorsFile}.
@@ -74,35 +74,16 @@ public final class Safetensors {
         if (dir == null) {
             throw Peft4jException.invalid("cannot write a safetensors file at '" + path + "': it names no file");
         }
-        Path tmp = null;
-        try {
-            tmp = dir.resolve(".peft4j-" + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36)
-                    + ".safetensors.tmp");
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                writeFully(ch, ByteBuffer.wrap(layout.prefix()));
-                for (Tensor t : layout.tensors()) {
-                    writeFully(ch, t.bytes());
-                }
-                ch.force(true);
-            }
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-            tmp = null;
-        } catch (IOException e) {
-            throw new Peft4jException(Peft4jException.ErrorCode.IO,
-                    "cannot write safetensors file '" + path + "': " + e, e);
-        } finally {
-            if (tmp != null) {
-                try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // the original error matters more; a stray temporary file is named .peft4j-*.tmp
+        AtomicFiles.write(target, out -> {
+            out.write(layout.prefix());
+            WritableByteChannel ch = Channels.newChannel(out);
+            for (Tensor t : layout.tensors()) {
+                ByteBuffer b = t.bytes();
+                while (b.hasRemaining()) {
+                    ch.write(b);
                 }
             }
-        }
+        });
     }
 
     /** {@link #toBytes(Map, Map)} without metadata. */
