@@ -80,7 +80,7 @@ public final class InspectCommand implements Callable<Integer> {
         o.put("parameters", r.parameters());
         o.put("weight_bytes", r.weightBytes());
         o.put("external_tensors", r.externalTensors());
-        o.put("constant_weights_lifted", r.liftedConstants());
+        o.put("constants_lifted", r.liftedConstants());
         BatchNormFolding.Report bn = r.batchNorm();
         ObjectNode b = o.putObject("batch_norm");
         b.put("status", bn.status().name().toLowerCase());

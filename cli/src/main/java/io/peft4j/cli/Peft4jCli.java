@@ -26,6 +26,7 @@ import picocli.CommandLine.Spec;
         subcommands = {
             HelpCommand.class,
             InspectCommand.class,
+            QuickstartCommand.class,
         },
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {

@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.NoSuchFileException;
 import java.util.concurrent.Callable;
@@ -19,13 +17,6 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 class Peft4jCliTest {
-
-    /** What one run of the command printed, and its exit code. */
-    record Run(int exitCode, String out, String err) {
-        String[] errLines() {
-            return err.isEmpty() ? new String[0] : err.split("\\R");
-        }
-    }
 
     /** A command that only exists in this test, to see how failures are reported. */
     @Command(name = "fail")
@@ -42,28 +33,19 @@ class Peft4jCliTest {
         }
     }
 
-    private static Run run(String... args) {
-        return run(Peft4jCli.newCommandLine(), args);
+    private static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
-    private static Run runFailing(RuntimeException toThrow, String... args) {
+    private static CliRun runFailing(RuntimeException toThrow, String... args) {
         CommandLine commandLine = Peft4jCli.newCommandLine();
         commandLine.addSubcommand(new FailingCommand(toThrow));
-        return run(commandLine, args);
-    }
-
-    private static Run run(CommandLine commandLine, String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        commandLine.setOut(new PrintWriter(out, true));
-        commandLine.setErr(new PrintWriter(err, true));
-        int exitCode = commandLine.execute(args);
-        return new Run(exitCode, out.toString(), err.toString());
+        return CliRun.of(commandLine, args);
     }
 
     @Test
     void helpListsTheCommandAndExitsZero() {
-        Run run = run("--help");
+        CliRun run = run("--help");
         assertAll(
                 () -> assertEquals(0, run.exitCode()),
                 () -> assertTrue(run.out().contains("Usage: peft4j"), run.out()),
@@ -75,14 +57,14 @@ class Peft4jCliTest {
 
     @Test
     void helpSubcommandPrintsTheSameUsage() {
-        Run run = run("help");
+        CliRun run = run("help");
         assertEquals(0, run.exitCode());
         assertTrue(run.out().contains("Usage: peft4j"), run.out());
     }
 
     @Test
     void versionNamesPeft4jJavaAndOsAndExitsZero() {
-        Run run = run("--version");
+        CliRun run = run("--version");
         String expectedVersion = VersionProvider.peft4jVersion();
         assertAll(
                 () -> assertEquals(0, run.exitCode()),
@@ -96,7 +78,7 @@ class Peft4jCliTest {
 
     @Test
     void unknownOptionIsAOneLineUsageErrorWithExitCodeTwo() {
-        Run run = run("--frobnicate");
+        CliRun run = run("--frobnicate");
         assertAll(
                 () -> assertEquals(2, run.exitCode()),
                 () -> assertEquals(1, run.errLines().length, run.err()),
@@ -107,7 +89,7 @@ class Peft4jCliTest {
 
     @Test
     void misspelledOptionSuggestsTheRightOne() {
-        Run run = run("--verison");
+        CliRun run = run("--verison");
         assertEquals(2, run.exitCode());
         assertEquals(1, run.errLines().length, run.err());
         assertTrue(run.err().contains("did you mean --version"), run.err());
@@ -115,7 +97,7 @@ class Peft4jCliTest {
 
     @Test
     void unknownSubcommandIsAOneLineUsageError() {
-        Run run = run("frobnicate");
+        CliRun run = run("frobnicate");
         assertEquals(2, run.exitCode());
         assertEquals(1, run.errLines().length, run.err());
         assertTrue(run.err().startsWith("peft4j: error: "), run.err());
@@ -123,7 +105,7 @@ class Peft4jCliTest {
 
     @Test
     void noArgumentsShowsTheUsageAsAUsageError() {
-        Run run = run();
+        CliRun run = run();
         assertEquals(2, run.exitCode());
         assertTrue(run.err().contains("Usage: peft4j"), run.err());
         assertEquals("", run.out());
@@ -131,7 +113,7 @@ class Peft4jCliTest {
 
     @Test
     void usageErrorInASubcommandPointsToThatSubcommandsHelp() {
-        Run run = runFailing(new IllegalStateException("unused"), "fail", "--nope");
+        CliRun run = runFailing(new IllegalStateException("unused"), "fail", "--nope");
         assertEquals(2, run.exitCode());
         assertEquals(1, run.errLines().length, run.err());
         assertTrue(run.err().contains("'peft4j fail --help'"), run.err());
@@ -139,7 +121,7 @@ class Peft4jCliTest {
 
     @Test
     void peft4jExceptionIsOneLineWithExitCodeTwo() {
-        Run run = runFailing(Peft4jException.notFound("model.onnx does not exist"), "fail");
+        CliRun run = runFailing(Peft4jException.notFound("model.onnx does not exist"), "fail");
         assertAll(
                 () -> assertEquals(2, run.exitCode()),
                 () -> assertEquals("peft4j: error: model.onnx does not exist", run.err().strip()),
@@ -150,14 +132,14 @@ class Peft4jCliTest {
     void peft4jExceptionIsFoundAmongTheCauses() {
         RuntimeException wrapped = new IllegalStateException("worker failed",
                 Peft4jException.shape("lora_A of fc has shape [4, 10], expected [4, 12]"));
-        Run run = runFailing(wrapped, "fail");
+        CliRun run = runFailing(wrapped, "fail");
         assertEquals(2, run.exitCode());
         assertEquals("peft4j: error: lora_A of fc has shape [4, 10], expected [4, 12]", run.err().strip());
     }
 
     @Test
     void multiLineMessagesAreReportedOnOneLine() {
-        Run run = runFailing(Peft4jException.invalid("two problems:\n  rank is 0\n  alpha is -1"), "fail");
+        CliRun run = runFailing(Peft4jException.invalid("two problems:\n  rank is 0\n  alpha is -1"), "fail");
         assertEquals(2, run.exitCode());
         assertEquals("peft4j: error: two problems:; rank is 0; alpha is -1", run.err().strip());
     }
@@ -165,7 +147,7 @@ class Peft4jCliTest {
     @Test
     void unexpectedExceptionIsOneLineWithExitCodeOneAndAHint() {
         RuntimeException bug = new UncheckedIOException(new NoSuchFileException("/nowhere"));
-        Run run = runFailing(bug, "fail");
+        CliRun run = runFailing(bug, "fail");
         assertAll(
                 () -> assertEquals(1, run.exitCode()),
                 () -> assertEquals(1, run.errLines().length, run.err()),
@@ -176,7 +158,7 @@ class Peft4jCliTest {
     @Test
     void stacktraceOptionPrintsTheTraceBeforeOrAfterTheSubcommand() {
         for (String[] args : new String[][] {{"--stacktrace", "fail"}, {"fail", "--stacktrace"}}) {
-            Run run = runFailing(new IllegalArgumentException("boom"), args);
+            CliRun run = runFailing(new IllegalArgumentException("boom"), args);
             assertEquals(1, run.exitCode(), String.join(" ", args));
             assertTrue(run.errLines().length > 2, run.err());
             assertTrue(run.err().startsWith("peft4j: error: java.lang.IllegalArgumentException: boom"), run.err());
@@ -187,7 +169,7 @@ class Peft4jCliTest {
 
     @Test
     void stacktraceOptionAlsoTracesPeft4jExceptions() {
-        Run run = runFailing(Peft4jException.invalid("rank must be positive"), "--stacktrace", "fail");
+        CliRun run = runFailing(Peft4jException.invalid("rank must be positive"), "--stacktrace", "fail");
         assertEquals(2, run.exitCode());
         assertTrue(run.err().startsWith("peft4j: error: rank must be positive"), run.err());
         assertTrue(run.err().contains("\tat "), run.err());

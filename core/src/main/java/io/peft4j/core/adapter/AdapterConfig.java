@@ -60,8 +60,16 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
 
     static final ObjectMapper JSON = new ObjectMapper()
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
-            .enable(SerializationFeature.INDENT_OUTPUT)
             .enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS);
+
+    /** Python's json.dumps(indent=2, sort_keys=True) layout, which PEFT uses. */
+    private static final com.fasterxml.jackson.core.util.DefaultPrettyPrinter PYTHON_STYLE =
+            new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()
+                    .withObjectIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
+                    .withArrayIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
+                    .withSeparators(com.fasterxml.jackson.core.util.Separators.createDefaultInstance()
+                            .withObjectFieldValueSpacing(com.fasterxml.jackson.core.util.Separators.Spacing.AFTER)
+                            .withObjectEmptySeparator("").withArrayEmptySeparator(""));
 
     public AdapterConfig {
         if (peftType == null || peftType.isBlank()) {
@@ -69,7 +77,7 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
         }
         if (!KNOWN_PEFT_TYPES.contains(peftType)) {
             throw Peft4jException.unsupported("peft_type '" + peftType + "' is not a PEFT method peft4j knows ("
-                    + new TreeMap<>(Map.of()) + String.join(", ", new java.util.TreeSet<>(KNOWN_PEFT_TYPES)) + ")");
+                    + String.join(", ", new java.util.TreeSet<>(KNOWN_PEFT_TYPES)) + ")");
         }
         if ((peftType.equals("LORA") || peftType.equals("ADALORA")) && r <= 0) {
             throw Peft4jException.invalid("LoRA rank r must be positive, got " + r);
@@ -104,11 +112,26 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
                 throw Peft4jException.invalid("rank_pattern['" + e.getKey() + "'] must be a positive rank, got " + e.getValue());
             }
         }
-        Map<String, JsonNode> o = new TreeMap<>(other == null ? Map.of() : other);
+        Map<String, JsonNode> o = new TreeMap<>();
+        if (other != null) {
+            other.forEach((k, v) -> o.put(k, normalized(v)));
+        }
         for (String k : TYPED_KEYS) {
             o.remove(k);
         }
         other = Collections.unmodifiableMap(o);
+    }
+
+    /**
+     * A JSON value as it reads back from its text (Jackson keeps 42L and 42 apart until then), so
+     * that a config equals itself after a round trip through the file.
+     */
+    static JsonNode normalized(JsonNode v) {
+        try {
+            return JSON.readTree(JSON.writeValueAsString(v));
+        } catch (JsonProcessingException e) {
+            throw Peft4jException.invalid("value is not serializable as JSON: " + e.getOriginalMessage());
+        }
     }
 
     /** A LoRA config with PEFT's defaults for everything not given. */
@@ -216,7 +239,7 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
         }
         try {
             Object sorted = JSON.treeToValue(o, Object.class);
-            return JSON.writeValueAsString(sorted) + "\n";
+            return JSON.writer(PYTHON_STYLE).writeValueAsString(sorted);
         } catch (JsonProcessingException e) {
             throw new IllegalStateException("cannot serialize adapter config", e);
         }

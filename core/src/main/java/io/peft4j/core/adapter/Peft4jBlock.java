@@ -26,7 +26,10 @@ public record Peft4jBlock(String baseFingerprint, Map<String, String> moduleMap,
             BaseFingerprint.validate(baseFingerprint, "peft4j.base_fingerprint");
         }
         moduleMap = Collections.unmodifiableMap(new TreeMap<>(moduleMap == null ? Map.of() : moduleMap));
-        Map<String, JsonNode> o = new TreeMap<>(other == null ? Map.of() : other);
+        Map<String, JsonNode> o = new TreeMap<>();
+        if (other != null) {
+            other.forEach((k, v) -> o.put(k, AdapterConfig.normalized(v)));
+        }
         o.remove("base_fingerprint");
         o.remove("module_map");
         other = Collections.unmodifiableMap(o);

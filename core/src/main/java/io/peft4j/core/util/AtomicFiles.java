@@ -16,6 +16,7 @@ import java.nio.file.StandardOpenOption;
 /**
  * Writes files so that readers see either the old content or the new, never a part: data goes to
  * a temporary file in the target's directory, is flushed to disk, and is moved over the target.
+ * The directory must exist: creating it is the caller's decision.
  */
 public final class AtomicFiles {
 
@@ -48,7 +49,6 @@ public final class AtomicFiles {
         Path dir = target.toAbsolutePath().getParent();
         Path tmp = null;
         try {
-            Files.createDirectories(dir);
             tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
                  OutputStream out = Channels.newOutputStream(ch)) {
