@@ -315,27 +315,17 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
     }
 
     private static Map<String, Integer> intMap(JsonNode o, String key) {
-        JsonNode v = o.get(key);
-        Map<String, Integer> out = new LinkedHashMap<>();
-        if (v == null || v.isNull()) {
-            return out;
-        }
-        if (!v.isObject()) {
-            throw Peft4jException.malformed("'" + key + "' must be an object, got " + v.getNodeType());
-        }
-        for (Iterator<Map.Entry<String, JsonNode>> it = v.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            if (!e.getValue().isIntegralNumber() || !e.getValue().canConvertToInt()) {
-                throw Peft4jException.malformed("'" + key + "." + e.getKey() + "' must be an integer");
-            }
-            out.put(e.getKey(), e.getValue().asInt());
-        }
-        return out;
+        return map(o, key, v -> v.isIntegralNumber() && v.canConvertToInt(), JsonNode::asInt, "an integer");
     }
 
     private static Map<String, Double> doubleMap(JsonNode o, String key) {
+        return map(o, key, JsonNode::isNumber, JsonNode::asDouble, "a number");
+    }
+
+    private static <T> Map<String, T> map(JsonNode o, String key, java.util.function.Predicate<JsonNode> valid,
+                                          java.util.function.Function<JsonNode, T> value, String what) {
         JsonNode v = o.get(key);
-        Map<String, Double> out = new LinkedHashMap<>();
+        Map<String, T> out = new LinkedHashMap<>();
         if (v == null || v.isNull()) {
             return out;
         }
@@ -344,10 +334,10 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
         }
         for (Iterator<Map.Entry<String, JsonNode>> it = v.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
-            if (!e.getValue().isNumber()) {
-                throw Peft4jException.malformed("'" + key + "." + e.getKey() + "' must be a number");
+            if (!valid.test(e.getValue())) {
+                throw Peft4jException.malformed("'" + key + "." + e.getKey() + "' must be " + what);
             }
-            out.put(e.getKey(), e.getValue().asDouble());
+            out.put(e.getKey(), value.apply(e.getValue()));
         }
         return out;
     }

@@ -279,16 +279,11 @@ public final class Tensor {
         float[] out = new float[n];
         switch (dtype) {
             case FLOAT -> floatBuffer().get(out);
-            case FLOAT16 -> {
-                ShortBuffer s = fp16Bits();
+            case FLOAT16, BFLOAT16 -> {
+                ShortBuffer s = bytes().asShortBuffer();
+                boolean fp16 = dtype == DataType.FLOAT16;
                 for (int i = 0; i < n; i++) {
-                    out[i] = Half.fp16ToFloat(s.get(i));
-                }
-            }
-            case BFLOAT16 -> {
-                ShortBuffer s = bf16Bits();
-                for (int i = 0; i < n; i++) {
-                    out[i] = Half.bf16ToFloat(s.get(i));
+                    out[i] = fp16 ? Half.fp16ToFloat(s.get(i)) : Half.bf16ToFloat(s.get(i));
                 }
             }
             default -> {
@@ -353,34 +348,14 @@ public final class Tensor {
         int n = checkedCount();
         ByteBuffer out = allocate(target.byteSize(n));
         switch (target) {
-            case FLOAT -> {
-                out.asFloatBuffer().put(toFloatArray());
-            }
+            case FLOAT -> out.asFloatBuffer().put(toFloatArray());
             case DOUBLE -> out.asDoubleBuffer().put(toDoubleArray());
-            case FLOAT16 -> {
+            case FLOAT16, BFLOAT16 -> {
                 ShortBuffer o = out.asShortBuffer();
-                if (dtype == DataType.FLOAT) {
-                    FloatBuffer in = floatBuffer();
-                    for (int i = 0; i < n; i++) {
-                        o.put(i, Half.floatToFp16(in.get(i)));
-                    }
-                } else {
-                    for (int i = 0; i < n; i++) {
-                        o.put(i, Half.floatToFp16(getFloat(i)));
-                    }
-                }
-            }
-            case BFLOAT16 -> {
-                ShortBuffer o = out.asShortBuffer();
-                if (dtype == DataType.FLOAT) {
-                    FloatBuffer in = floatBuffer();
-                    for (int i = 0; i < n; i++) {
-                        o.put(i, Half.floatToBf16(in.get(i)));
-                    }
-                } else {
-                    for (int i = 0; i < n; i++) {
-                        o.put(i, Half.floatToBf16(getFloat(i)));
-                    }
+                float[] in = toFloatArray();
+                boolean fp16 = target == DataType.FLOAT16;
+                for (int i = 0; i < n; i++) {
+                    o.put(i, fp16 ? Half.floatToFp16(in[i]) : Half.floatToBf16(in[i]));
                 }
             }
             case BOOL -> {
