@@ -30,7 +30,8 @@ import java.util.TreeMap;
  * @param r                 LoRA rank; 0 for methods without one
  * @param loraAlpha         LoRA alpha; the scale is {@code alpha / r} (or {@code alpha / sqrt(r)})
  * @param targetModules     module names (matched as PEFT does: exact or as a suffix after '.'); empty when a regex is used
- * @param targetRegex       a full-match regex over module paths (PEFT's string form of target_modules), or null
+ * @param targetRegex       PEFT's string form of target_modules: a full-match regex over module paths, or
+ *                          PEFT's keyword {@code all-linear}; null when a list is given
  * @param loraDropout       dropout on the adapter's input during training
  * @param bias              {@code none}, {@code all} or {@code lora_only}
  * @param useRslora         scale by {@code alpha / sqrt(r)}
@@ -192,7 +193,10 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
                 targets = strings(tm, "target_modules");
             }
         }
-        return new AdapterConfig(text(o, "peft_type", null), (int) integer(o, "r", 0), number(o, "lora_alpha", 8.0),
+        String type = text(o, "peft_type", null);
+        // PEFT's LoraConfig defaults: r = 8, lora_alpha = 8
+        int defaultRank = "LORA".equals(type) || "ADALORA".equals(type) ? 8 : 0;
+        return new AdapterConfig(type, (int) integer(o, "r", defaultRank), number(o, "lora_alpha", 8.0),
                 targets, regex, number(o, "lora_dropout", 0.0), text(o, "bias", "none"), bool(o, "use_rslora"),
                 bool(o, "use_dora"), bool(o, "fan_in_fan_out"), optionalStrings(o, "modules_to_save"),
                 intMap(o, "rank_pattern"), doubleMap(o, "alpha_pattern"), optionalStrings(o, "feedforward_modules"),
@@ -222,7 +226,9 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
             ArrayNode a = o.putArray("target_modules");
             targetModules.forEach(a::add);
         }
-        o.put("bias", bias);
+        if (!peftType.equals("IA3")) {
+            o.put("bias", bias); // IA3Config has no bias field
+        }
         o.put("fan_in_fan_out", fanInFanOut);
         if (modulesToSave.isEmpty()) {
             o.putNull("modules_to_save");
@@ -297,7 +303,7 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
 
     private static List<String> strings(JsonNode v, String key) {
         if (!v.isArray()) {
-            throw Peft4jException.malformed("'" + key + "' must be a list of strings or a string, got " + v.getNodeType());
+            throw Peft4jException.malformed("'" + key + "' must be a list of strings, got " + v.getNodeType());
         }
         List<String> out = new ArrayList<>();
         for (JsonNode e : v) {
@@ -311,6 +317,9 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
 
     private static List<String> optionalStrings(JsonNode o, String key) {
         JsonNode v = o.get(key);
+        if (v != null && v.isTextual()) {
+            throw Peft4jException.unsupported("'" + key + "' is a regex string; peft4j reads it as a list of module names only");
+        }
         return v == null || v.isNull() ? List.of() : strings(v, key);
     }
 

@@ -5,24 +5,24 @@ import io.peft4j.core.onnx.Graph;
 import io.peft4j.core.onnx.LiftConstants;
 import io.peft4j.core.onnx.Model;
 import io.peft4j.core.onnx.Node;
-import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Tensor;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
-import java.util.Map;
-import java.util.TreeMap;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 
 /**
- * The identity of a base model's weights: SHA-256 over every constant tensor (initializers and
- * Constant-node values) in name order, each as name, element type, shape and bytes. Node names,
- * graph structure and where the bytes are stored (inline, external file, Constant node) do not
- * enter it, so re-exporting the same weights keeps the fingerprint; changing any weight changes it.
- * Written as {@code sha256:<64 hex digits>}.
+ * The identity of a base model's weights: SHA-256 over the multiset of its floating-point constant
+ * tensors (initializers and Constant-node values), each taken as element type, shape and bytes.
+ * Names do not enter it (exporters rename tensors: {@code onnx::MatMul_1234} differs between torch
+ * versions), nor do integer tensors (shape constants change with opsets and dynamic axes), nor
+ * where the bytes are stored (inline, external file, Constant node): re-exporting the same weights
+ * keeps the fingerprint, changing any weight changes it. Written as {@code sha256:<64 hex digits>}.
  */
 public final class BaseFingerprint {
 
@@ -36,24 +36,24 @@ public final class BaseFingerprint {
     }
 
     public static String of(Graph g) {
-        Map<String, Tensor> weights = new TreeMap<>(g.initializers());
+        List<Tensor> weights = new ArrayList<>();
+        for (Tensor t : g.initializers().values()) {
+            if (t.dtype().isFloatingPoint()) {
+                weights.add(t);
+            }
+        }
         for (Node n : g.nodes()) {
-            if (n.is("Constant") && n.outputs().size() == 1 && !weights.containsKey(n.output(0))) {
+            if (n.is("Constant") && n.outputs().size() == 1 && !g.hasInitializer(n.output(0))) {
                 Tensor v = LiftConstants.value(n);
-                if (v != null) {
-                    weights.put(n.output(0), v);
+                if (v != null && v.dtype().isFloatingPoint()) {
+                    weights.add(v);
                 }
             }
         }
-        MessageDigest sha = sha256();
-        ByteBuffer header = ByteBuffer.allocate(16 + 8 * 64).order(ByteOrder.LITTLE_ENDIAN);
-        for (Map.Entry<String, Tensor> e : weights.entrySet()) {
-            Tensor t = e.getValue();
-            byte[] name = e.getKey().getBytes(StandardCharsets.UTF_8);
-            header.clear();
-            header.putInt(name.length);
-            sha.update(header.flip());
-            sha.update(name);
+        List<byte[]> digests = new ArrayList<>(weights.size());
+        ByteBuffer header = ByteBuffer.allocate(8 + 8 * 64).order(ByteOrder.LITTLE_ENDIAN);
+        for (Tensor t : weights) {
+            MessageDigest sha = sha256();
             header.clear();
             header.putInt(t.dtype().onnxCode()).putInt(t.rank());
             for (long d : t.shape()) {
@@ -64,18 +64,15 @@ public final class BaseFingerprint {
                 header.putLong(d);
             }
             sha.update(header.flip());
-            if (t.dtype() == DataType.STRING) {
-                for (byte[] s : t.strings()) {
-                    header.clear();
-                    header.putInt(s.length);
-                    sha.update(header.flip());
-                    sha.update(s);
-                }
-            } else {
-                sha.update(t.bytes());
-            }
+            sha.update(t.bytes());
+            digests.add(sha.digest());
         }
-        return PREFIX + HexFormat.of().formatHex(sha.digest());
+        digests.sort(Arrays::compare);
+        MessageDigest all = sha256();
+        for (byte[] d : digests) {
+            all.update(d);
+        }
+        return PREFIX + HexFormat.of().formatHex(all.digest());
     }
 
     /** Checks the form {@code sha256:<64 hex>}; returns the value. */

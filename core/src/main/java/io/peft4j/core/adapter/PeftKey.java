@@ -22,7 +22,7 @@ public record PeftKey(String module, String role) {
 
     /** Roles with a dot in them, longest first, so that they are matched before plain suffixes. */
     private static final List<String> ROLES = List.of("lora_magnitude_vector.weight", "lora_A.weight", "lora_B.weight",
-            "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector", "ia3_l", "weight", "bias");
+            "lora_B.bias", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector", "ia3_l", "weight", "bias");
 
     public static PeftKey parse(String key) {
         if (key.equals("prompt_embeddings")) {
@@ -33,17 +33,30 @@ public record PeftKey(String module, String role) {
                     + "<module>.lora_A.weight' and the like)");
         }
         String rest = key.substring(PREFIX.length());
-        for (String role : ROLES) {
-            if (rest.endsWith("." + role) && rest.length() > role.length() + 1) {
-                return new PeftKey(rest.substring(0, rest.length() - role.length() - 1), role.equals(
-                        "lora_magnitude_vector.weight") ? "lora_magnitude_vector" : role);
+        String module = null;
+        String role = null;
+        for (String r : ROLES) {
+            if (rest.endsWith("." + r) && rest.length() > r.length() + 1) {
+                module = rest.substring(0, rest.length() - r.length() - 1);
+                role = r.equals("lora_magnitude_vector.weight") ? "lora_magnitude_vector" : r;
+                break;
             }
         }
-        int dot = rest.lastIndexOf('.');
-        if (dot <= 0) {
-            throw Peft4jException.malformed("tensor '" + key + "' names no module");
+        if (module == null) {
+            int dot = rest.lastIndexOf('.');
+            if (dot <= 0) {
+                throw Peft4jException.malformed("tensor '" + key + "' names no module");
+            }
+            module = rest.substring(0, dot);
+            role = rest.substring(dot + 1);
         }
-        return new PeftKey(rest.substring(0, dot), rest.substring(dot + 1));
+        for (String atom : module.split("\\.")) {
+            if (atom.startsWith("lora_") || atom.startsWith("ia3_") || atom.endsWith("_adapter")) {
+                // an adapter-internal tensor of a kind this parser does not know: refuse rather than guess
+                throw Peft4jException.unsupported("tensor '" + key + "' is an adapter tensor of a kind peft4j does not know");
+            }
+        }
+        return new PeftKey(module, role);
     }
 
     /** The key PEFT writes for this module and role. */

@@ -41,7 +41,7 @@ public final class BatchNormFolding {
             if (n.is("BatchNormalization")) {
                 bn++;
             }
-            if (n.is("Conv")) {
+            if (n.is("Conv") && !n.outputs().isEmpty()) {
                 convs++;
                 if (n.input(1).startsWith("onnx::Conv_")) {
                     renamed++;

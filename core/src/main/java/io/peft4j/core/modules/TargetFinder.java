@@ -51,8 +51,9 @@ public final class TargetFinder {
     }
 
     private static Tensor floatInitializer(Graph g, String name) {
-        if (name.isEmpty() || !g.hasInitializer(name) || g.isGraphInput(name)) {
-            // an initializer that is also a graph input can be overridden at run time: not a constant
+        if (name.isEmpty() || !g.hasInitializer(name)) {
+            // an initializer that is also a graph input (IR < 4, or keep_initializers_as_inputs) is
+            // still the layer's weight: callers may override it, but it is what the model computes with
             return null;
         }
         Tensor t = g.initializer(name);
@@ -103,7 +104,8 @@ public final class TargetFinder {
             }
             case "Gather": {
                 Tensor table = floatInitializer(g, n.input(0));
-                if (table == null || table.rank() != 2 || n.attrInt("axis", 0) != 0 || g.hasInitializer(n.input(1))) {
+                long axis = n.attrInt("axis", 0);
+                if (table == null || table.rank() != 2 || (axis != 0 && axis != -2) || g.hasInitializer(n.input(1))) {
                     return null;
                 }
                 long[] s = table.shape();

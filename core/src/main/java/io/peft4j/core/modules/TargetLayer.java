@@ -13,14 +13,15 @@ import java.util.Arrays;
  * @param nodeName     the ONNX node
  * @param opType       the node's op
  * @param weight       the weight initializer's name
- * @param bias         the bias initializer's name, or {@code null}
+ * @param bias         the bias initializer's name when the node itself takes it (Gemm, Conv), else
+ *                     {@code null}; a MatMul's bias lives in a separate Add and is not recorded
  * @param weightShape  the weight's shape as stored in the graph
  * @param dtype        the weight's element type
  * @param layout       how the stored weight is laid out
  * @param inFeatures   input features (channels for Conv, vocabulary size for Embedding)
  * @param outFeatures  output features (channels for Conv, embedding width for Embedding)
  * @param groups       Conv groups (1 for other kinds)
- * @param parameters   elements of the weight plus the bias
+ * @param parameters   elements of the weight plus the recorded bias
  */
 public record TargetLayer(String path, Kind kind, String nodeName, String opType, String weight, String bias,
                           long[] weightShape, DataType dtype, Layout layout, long inFeatures, long outFeatures,

@@ -487,6 +487,16 @@ public final class Graph {
      * silently; use {@link #replaceGraphOutput} for that. Returns the number of nodes rewired.
      */
     public int replaceAllUses(String old, String replacement) {
+        return replaceAllUses(old, replacement, List.of());
+    }
+
+    /**
+     * {@link #replaceAllUses(String, String)}, leaving the nodes in {@code keep} reading {@code old}:
+     * the usual way to insert a node after a value, e.g. {@code y = Add(x, delta)} then
+     * {@code replaceAllUses(x, y, List.of(addNode))}. Refused when a rewired node would read its
+     * own output.
+     */
+    public int replaceAllUses(String old, String replacement, List<Node> keep) {
         if (isGraphOutput(old)) {
             throw new Peft4jException(ErrorCode.GRAPH_STATE, "'" + old + "' is a graph output; replacing its uses "
                     + "would not change the output: call replaceGraphOutput explicitly");
@@ -494,7 +504,15 @@ public final class Graph {
         if (old.equals(replacement)) {
             return 0;
         }
-        List<Node> users = consumers(old);
+        List<Node> users = new ArrayList<>(consumers(old));
+        users.removeIf(n -> keep.stream().anyMatch(k -> k == n));
+        Node replacementProducer = producers.get(replacement);
+        for (Node n : users) {
+            if (n == replacementProducer) {
+                throw new Peft4jException(ErrorCode.GRAPH_STATE, "node " + n.name() + " reads '" + old + "' and produces '"
+                        + replacement + "': rewiring it would make it read its own output (pass it in keep)");
+            }
+        }
         for (Node n : users) {
             unindexNode(n);
             for (int i = 0; i < n.inputs().size(); i++) {
@@ -566,7 +584,11 @@ public final class Graph {
             int deps = 0;
             for (String in : allReads(n)) {
                 Node p = producers.get(in);
-                if (p != null && p != n) {
+                if (p == n) {
+                    throw new Peft4jException(ErrorCode.GRAPH_STATE, "node " + n.name() + " reads its own output '" + in
+                            + "' (a cycle of one node)");
+                }
+                if (p != null) {
                     deps++;
                 }
             }
@@ -633,6 +655,11 @@ public final class Graph {
             reads.addAll(Subgraphs.outerReferences(sg));
         }
         return reads;
+    }
+
+    /** Reserves every name used inside a subgraph attached to a node of this graph. */
+    void reserveSubgraphNames(GraphProto sg) {
+        Subgraphs.allNames(sg, names);
     }
 
     void indexNode(Node n) {

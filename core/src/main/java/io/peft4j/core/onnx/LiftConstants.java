@@ -50,9 +50,9 @@ public final class LiftConstants {
                 case "value":
                     return n.attrTensor("value");
                 case "value_float":
-                    return Tensor.scalar(a.getF());
+                    return Tensor.scalar(n.attrFloat("value_float", 0f));
                 case "value_int":
-                    return Tensor.scalar(a.getI());
+                    return Tensor.scalar(n.attrInt("value_int", 0));
                 case "value_floats": {
                     float[] f = n.attrFloats("value_floats", new float[0]);
                     return Tensor.ofFloats(new long[] {f.length}, f);
@@ -62,6 +62,7 @@ public final class LiftConstants {
                     return Tensor.ofLongs(new long[] {v.length}, v);
                 }
                 case "value_string":
+                    n.attrString("value_string", ""); // refuses a mistyped attribute
                     return Tensor.ofStrings(new long[0], List.of(a.getS().toByteArray()));
                 case "value_strings": {
                     List<byte[]> l = new ArrayList<>();

@@ -256,18 +256,31 @@ public final class Node {
 
     /** Sets a prepared attribute (its name is the key). */
     public Node put(AttributeProto a) {
-        if (!subgraphs(a).isEmpty() && graph != null) {
+        AttributeProto old = attributes.get(a.getName());
+        boolean reindex = graph != null && (!subgraphs(a).isEmpty() || (old != null && !subgraphs(old).isEmpty()));
+        if (reindex) {
             graph.unindexNode(this);
-            attributes.put(a.getName(), a);
+        }
+        attributes.put(a.getName(), a);
+        if (reindex) {
+            for (GraphProto sg : subgraphs(a)) {
+                graph.reserveSubgraphNames(sg);
+            }
             graph.indexNode(this);
-        } else {
-            attributes.put(a.getName(), a);
         }
         return this;
     }
 
     public void removeAttr(String attr) {
+        AttributeProto old = attributes.get(attr);
+        boolean reindex = graph != null && old != null && !subgraphs(old).isEmpty();
+        if (reindex) {
+            graph.unindexNode(this);
+        }
         attributes.remove(attr);
+        if (reindex) {
+            graph.indexNode(this);
+        }
     }
 
     /** Subgraphs held by this node's attributes (If branches, Loop and Scan bodies). */

@@ -30,8 +30,9 @@ import java.util.Map;
  * external data files (ONNX's {@code data_location = EXTERNAL}, used by models over 2 GB) are
  * memory-mapped too, after their location, offset and length are checked against the model's
  * directory and the file's size. Writing goes to temporary files that are moved into place, so a
- * failure never leaves a half-written model; initializers that were external stay external (in one
- * data file beside the model) unless {@link WriteOptions} says otherwise.
+ * failure never leaves a half-written file; initializers that were external stay external (in one
+ * data file beside the model) unless {@link WriteOptions} says otherwise. A model and its data file
+ * are two renames: a crash between them (data first) leaves the old model beside the new data.
  */
 public final class OnnxIO {
 
@@ -90,6 +91,7 @@ public final class OnnxIO {
     /** Reads a model file, resolving external data against the file's directory. */
     public static Model read(Path file) {
         ModelProto proto = readProto(file);
+        refuseNestedExternalData(proto.getGraph(), true, file.toString());
         Path dir = file.toAbsolutePath().getParent();
         try (ExternalDataReader ext = new ExternalDataReader(dir, file)) {
             Graph g = Graph.fromProto(proto.getGraph(), t -> ext.tensor(t));
@@ -157,6 +159,47 @@ public final class OnnxIO {
         return p;
     }
 
+    /**
+     * External data is resolved for the main graph's initializers. Anywhere else (subgraph
+     * initializers, Constant and other attribute tensors, sparse initializers) it is refused: a
+     * rewrite would otherwise move the data file's contents under references it does not update.
+     */
+    private static void refuseNestedExternalData(io.peft4j.core.onnx.proto.Onnx.GraphProto g, boolean main, String what) {
+        if (!main) {
+            for (TensorProto t : g.getInitializerList()) {
+                refuseExternal(t, "subgraph initializer '" + t.getName() + "'", what);
+            }
+        }
+        for (io.peft4j.core.onnx.proto.Onnx.SparseTensorProto s : g.getSparseInitializerList()) {
+            refuseExternal(s.getValues(), "sparse initializer '" + s.getValues().getName() + "'", what);
+            refuseExternal(s.getIndices(), "sparse initializer '" + s.getValues().getName() + "'", what);
+        }
+        for (io.peft4j.core.onnx.proto.Onnx.NodeProto n : g.getNodeList()) {
+            for (io.peft4j.core.onnx.proto.Onnx.AttributeProto a : n.getAttributeList()) {
+                String where = "attribute '" + a.getName() + "' of node '" + n.getName() + "'";
+                if (a.hasT()) {
+                    refuseExternal(a.getT(), where, what);
+                }
+                for (TensorProto t : a.getTensorsList()) {
+                    refuseExternal(t, where, what);
+                }
+                if (a.hasG()) {
+                    refuseNestedExternalData(a.getG(), false, what);
+                }
+                for (io.peft4j.core.onnx.proto.Onnx.GraphProto sg : a.getGraphsList()) {
+                    refuseNestedExternalData(sg, false, what);
+                }
+            }
+        }
+    }
+
+    private static void refuseExternal(TensorProto t, String where, String what) {
+        if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
+            throw Peft4jException.unsupported(what + ": " + where + " keeps its data in an external file; peft4j reads "
+                    + "external data for the main graph's initializers only");
+        }
+    }
+
     /** Maps external data regions; closing releases the channels (mappings stay valid). */
     private static final class ExternalDataReader implements AutoCloseable {
         private final Path dir;
@@ -221,7 +264,13 @@ public final class OnnxIO {
         }
 
         private Path resolve(String location, String what) {
-            Path rel = Path.of(location);
+            Path rel;
+            try {
+                rel = Path.of(location);
+            } catch (java.nio.file.InvalidPathException e) {
+                throw Peft4jException.malformed(what + ": external data location '" + location.replace("\0", "\\0")
+                        + "' is not a valid path");
+            }
             if (rel.isAbsolute()) {
                 throw Peft4jException.malformed(what + ": external data location '" + location + "' must be relative to the model");
             }
@@ -283,6 +332,10 @@ public final class OnnxIO {
             if (!goesExternal(options, g, e.getKey(), e.getValue(), false)) {
                 inlineBytes += e.getValue().byteSize();
             }
+        }
+        if (options.externalData() == ExternalData.NONE && inlineBytes >= PROTOBUF_LIMIT - (64L << 20)) {
+            throw Peft4jException.unsupported("the model's weights (" + inlineBytes + " bytes) are over protobuf's 2 GiB "
+                    + "limit for one file; write them as external data");
         }
         boolean forceExternal = options.externalData() != ExternalData.NONE && inlineBytes >= PROTOBUF_LIMIT - (64L << 20);
         try {
@@ -352,6 +405,14 @@ public final class OnnxIO {
 
     /** The model as a proto, every initializer inline. */
     public static ModelProto toProto(Model model) {
+        long bytes = 0;
+        for (Tensor t : model.graph().initializers().values()) {
+            bytes += t.byteSize();
+        }
+        if (bytes >= PROTOBUF_LIMIT - (64L << 20)) {
+            throw Peft4jException.unsupported("the model's weights (" + bytes + " bytes) are over protobuf's 2 GiB limit "
+                    + "for one message; write it to a file with external data");
+        }
         return model.headerProto().setGraph(model.graph().toProto((name, t, wasExternal) -> TensorProtos.toProto(name, t))).build();
     }
 
@@ -373,6 +434,7 @@ public final class OnnxIO {
             try {
                 if (ch == null) {
                     tmp = Files.createTempFile(dir, "." + location + ".", ".tmp");
+                    AtomicFiles.shareLikeTarget(tmp, dir.resolve(location));
                     ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
                 }
                 long pad = (EXTERNAL_ALIGNMENT - offset % EXTERNAL_ALIGNMENT) % EXTERNAL_ALIGNMENT;

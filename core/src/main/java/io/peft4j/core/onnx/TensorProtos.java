@@ -165,9 +165,14 @@ public final class TensorProtos {
             }
         }
         try {
-            Tensor.numel(shape);
-        } catch (ArithmeticException e) {
-            throw Peft4jException.malformed(what + " has a shape whose element count overflows");
+            long count = Tensor.numel(shape);
+            DataType t = DataType.fromOnnx(p.getDataType());
+            if (t != DataType.STRING && t.byteSize(count) > Long.MAX_VALUE / 2) {
+                throw Peft4jException.malformed(what + " has an absurd size");
+            }
+        } catch (ArithmeticException | Peft4jException e) {
+            throw Peft4jException.malformed(what + " has a shape " + java.util.Arrays.toString(shape)
+                    + " whose size overflows");
         }
         return shape;
     }

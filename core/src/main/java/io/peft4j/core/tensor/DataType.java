@@ -76,7 +76,10 @@ public enum DataType {
         if (size == 0) {
             return (count + 1) / 2;
         }
-        return Math.multiplyExact(count, (long) size);
+        if (count > Long.MAX_VALUE / size) {
+            throw Peft4jException.invalid(count + " elements of " + this + " take more bytes than a long holds");
+        }
+        return count * size;
     }
 
     public static DataType fromOnnx(int code) {
@@ -84,6 +87,9 @@ public enum DataType {
             if (t.onnx == code) {
                 return t;
             }
+        }
+        if (code > 23) {
+            throw Peft4jException.unsupported("ONNX tensor data type " + code + " is newer than peft4j knows (up to 23, FLOAT4E2M1)");
         }
         throw Peft4jException.malformed("unknown ONNX tensor data type " + code);
     }

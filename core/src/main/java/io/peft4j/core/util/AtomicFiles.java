@@ -50,6 +50,7 @@ public final class AtomicFiles {
         Path tmp = null;
         try {
             tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+            shareLikeTarget(tmp, target);
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
                  OutputStream out = Channels.newOutputStream(ch)) {
                 OutputStream buffered = new java.io.BufferedOutputStream(out, 1 << 16);
@@ -65,6 +66,21 @@ public final class AtomicFiles {
         } finally {
             deleteQuietly(tmp);
         }
+    }
+
+    /**
+     * Temporary files are created owner-only; the file that replaces {@code target} gets the
+     * target's permissions when it exists, else {@code rw-r--r--} (what a plain create gives under
+     * the usual umask), so that a service running as another user can read what was written.
+     */
+    public static void shareLikeTarget(Path tmp, Path target) throws IOException {
+        if (!Files.getFileStore(tmp).supportsFileAttributeView(java.nio.file.attribute.PosixFileAttributeView.class)) {
+            return;
+        }
+        java.util.Set<java.nio.file.attribute.PosixFilePermission> perms = Files.exists(target)
+                ? Files.getPosixFilePermissions(target)
+                : java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--");
+        Files.setPosixFilePermissions(tmp, perms);
     }
 
     /** Deletes a temporary file if there is one; best effort. */

@@ -102,6 +102,14 @@ class AdapterBundleTest {
     }
 
     @Test
+    void configDefaultsAndMethodFieldsFollowPeft() {
+        assertEquals(8, AdapterConfig.parse("{\"peft_type\":\"LORA\"}", "c").r(), "PEFT's default rank");
+        String ia3 = AdapterConfig.ia3(List.of("fc"), List.of()).toJson();
+        assertFalse(ia3.contains("\"bias\""), "IA3Config has no bias field: " + ia3);
+        assertTrue(ia3.contains("\"feedforward_modules\": []"), ia3);
+    }
+
+    @Test
     void anAdapterForAnotherBaseIsRefused() {
         Model base = TinyModels.cnn(1);
         AdapterBundle b = loraFor(base);
@@ -126,6 +134,10 @@ class AdapterBundleTest {
         assertEquals(new PeftKey("fc", "lora_magnitude_vector"), PeftKey.parse("base_model.model.fc.lora_magnitude_vector.weight"));
         assertEquals(new PeftKey("classifier", "bias"), PeftKey.parse("base_model.model.classifier.bias"));
         assertEquals(new PeftKey("", "prompt_embeddings"), PeftKey.parse("prompt_embeddings"));
+        assertEquals(new PeftKey("fc", "lora_B.bias"), PeftKey.parse("base_model.model.fc.lora_B.bias"));
+        Peft4jException unknown = assertThrows(Peft4jException.class,
+                () -> PeftKey.parse("base_model.model.fc.lora_C.weight"));
+        assertEquals(ErrorCode.UNSUPPORTED, unknown.code());
         assertEquals("base_model.model.fc.lora_A.weight", PeftKey.of("fc", "lora_A.weight"));
         Peft4jException e = assertThrows(Peft4jException.class, () -> PeftKey.parse("fc.lora_A.weight"));
         assertTrue(e.getMessage().contains("not a PEFT adapter key"), e.getMessage());
@@ -149,6 +161,7 @@ class AdapterBundleTest {
         assertConfigError("{\"peft_type\":\"LORA\",\"r\":8,\"r\":4}", ErrorCode.MALFORMED, "Duplicate field 'r'");
         assertConfigError("{\"peft_type\":\"LORA\",\"r\":\"8\"}", ErrorCode.MALFORMED, "'r' must be an integer");
         assertConfigError("{\"peft_type\":\"LORA\",\"r\":0}", ErrorCode.INVALID_ARGUMENT, "rank r must be positive");
+        assertConfigError("{\"peft_type\":\"IA3\",\"feedforward_modules\":\"dense\"}", ErrorCode.UNSUPPORTED, "regex string");
         assertConfigError("{\"peft_type\":\"MAGIC\",\"r\":8}", ErrorCode.UNSUPPORTED, "peft_type 'MAGIC'");
         assertConfigError("{\"r\":8}", ErrorCode.MALFORMED, "no peft_type");
         assertConfigError("{\"peft_type\":\"LORA\",\"r\":8,\"target_modules\":[1]}", ErrorCode.MALFORMED, "must hold strings");

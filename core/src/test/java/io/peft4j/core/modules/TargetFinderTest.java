@@ -94,6 +94,18 @@ class TargetFinderTest {
     }
 
     @Test
+    void initializersThatAreAlsoInputsAreStillWeights() {
+        // IR < 4 lists every initializer as a graph input too; keep_initializers_as_inputs does the same later
+        Model m = TinyModels.cnn(1);
+        for (String w : List.of("conv1.weight", "fc1_w", "fc2.weight")) {
+            m.graph().addInput(io.peft4j.core.onnx.ValueInfos.tensor(w, io.peft4j.core.tensor.DataType.FLOAT,
+                    (Object[]) null));
+        }
+        m.setIrVersion(3);
+        assertEquals(List.of("conv1", "fc1", "fc2"), byPath(m).keySet().stream().sorted().toList());
+    }
+
+    @Test
     void foldedBatchNormIsRecognised() {
         // PyTorch's exporter names folded conv weights onnx::Conv_<n> and leaves no BatchNorm node
         Model m = TinyModels.cnn(1);

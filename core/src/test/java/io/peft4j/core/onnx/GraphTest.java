@@ -89,6 +89,49 @@ class GraphTest {
     }
 
     @Test
+    void insertingAfterAValueKeepsTheNewNodeOffTheRewiring() {
+        Model m = TinyModels.cnn(2);
+        Graph g = m.graph();
+        String conv = g.node("/conv1/Conv").output(0);
+        String two = g.addInitializer("two", Tensor.scalar(2f));
+        Node mul = g.build("Mul").in(conv, two).add();
+        Peft4jException e = assertThrows(Peft4jException.class, () -> g.replaceAllUses(conv, mul.output(0)));
+        assertTrue(e.getMessage().contains("its own output"), e.getMessage());
+        assertEquals(1, g.replaceAllUses(conv, mul.output(0), List.of(mul)));
+        assertEquals(List.of(mul), g.consumers(conv));
+        g.sortTopologically();
+        Tensor x = TinyModels.input(3, 2);
+        assertTrue(Ort.maxAbsDiff(Ort.run(TinyModels.cnn(2), Map.of("x", x)).get("logits"),
+                Ort.run(m, Map.of("x", x)).get("logits")) > 1e-4);
+
+        Graph c = new Graph("self");
+        c.addInput(ValueInfos.tensor("x", DataType.FLOAT, 1));
+        c.addNode("", "Add", "a", List.of("x", "a_out"), List.of("a_out"));
+        e = assertThrows(Peft4jException.class, c::topologicalOrder);
+        assertTrue(e.getMessage().contains("reads its own output"), e.getMessage());
+    }
+
+    @Test
+    void replacingOrRemovingASubgraphAttributeUpdatesUsesAndNames() {
+        Graph g = new Graph("outer");
+        g.addInput(ValueInfos.tensor("cond", DataType.BOOL));
+        g.addInput(ValueInfos.tensor("x", DataType.FLOAT, 2));
+        String y = g.op("Neg", "x");
+        GraphProto branch = GraphProto.newBuilder().setName("b")
+                .addNode(NodeProto.newBuilder().setOpType("Identity").addInput(y).addOutput("inner_tmp"))
+                .addOutput(ValueInfos.tensor("inner_tmp", DataType.FLOAT, 2)).build();
+        Node n = g.build("If").in("cond").add();
+        n.put(AttributeProto.newBuilder().setName("then_branch").setType(AttributeProto.AttributeType.GRAPH).setG(branch).build());
+        assertEquals(List.of(n), g.consumers(y));
+        assertNotEquals("inner_tmp", g.freshName("inner_tmp"), "names inside an attached subgraph are taken");
+        n.removeAttr("then_branch");
+        assertTrue(g.consumers(y).isEmpty(), "removing the subgraph removes its uses");
+        n.put(AttributeProto.newBuilder().setName("then_branch").setType(AttributeProto.AttributeType.GRAPH).setG(branch).build());
+        n.setAttr("then_branch", 3L);
+        assertTrue(g.consumers(y).isEmpty(), "replacing the subgraph by a plain attribute removes its uses");
+    }
+
+    @Test
     void removingAUsedNodeIsRefusedAndDeadNodesGo() {
         Model m = TinyModels.cnn(3);
         Graph g = m.graph();

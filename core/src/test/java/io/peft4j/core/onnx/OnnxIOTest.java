@@ -221,6 +221,50 @@ class OnnxIOTest {
         assertTrue(e.getMessage().contains("needs 12 bytes"), e.getMessage());
     }
 
+    @Test
+    void absurdShapesBadPathsAndNestedExternalDataAreRefused() throws IOException {
+        ModelProto good = OnnxIO.toProto(TinyModels.cnn(1));
+        ModelProto.Builder huge = good.toBuilder();
+        huge.getGraphBuilder().getInitializerBuilder(0).clearDims().addDims(1L << 62).clearRawData();
+        Peft4jException e = assertThrows(Peft4jException.class, () -> OnnxIO.read(huge.build().toByteArray(), "huge"));
+        assertEquals(ErrorCode.MALFORMED, e.code());
+        assertTrue(e.getMessage().contains("overflows"), e.getMessage());
+
+        Path f = dir.resolve("n.onnx");
+        OnnxIO.write(TinyModels.cnn(1), f, new OnnxIO.WriteOptions(OnnxIO.ExternalData.ALL, null, 0));
+        ModelProto ext = OnnxIO.readProto(f);
+        ModelProto.Builder nul = ext.toBuilder();
+        TensorProto.Builder t = nul.getGraphBuilder().getInitializerBuilder(0);
+        t.setExternalData(0, StringStringEntryProto.newBuilder().setKey("location").setValue("a\0b"));
+        Path bad = Files.write(dir.resolve("nul.onnx"), nul.build().toByteArray());
+        e = assertThrows(Peft4jException.class, () -> OnnxIO.read(bad));
+        assertTrue(e.getMessage().contains("not a valid path"), e.getMessage());
+
+        // a Constant node whose value lives in the external file: refused, not silently mis-rewritten
+        ModelProto.Builder nested = ext.toBuilder();
+        TensorProto w = nested.getGraph().getInitializer(0);
+        nested.getGraphBuilder().removeInitializer(0).addNode(0, io.peft4j.core.onnx.proto.Onnx.NodeProto.newBuilder()
+                .setOpType("Constant").setName("c").addOutput(w.getName())
+                .addAttribute(io.peft4j.core.onnx.proto.Onnx.AttributeProto.newBuilder().setName("value")
+                        .setType(io.peft4j.core.onnx.proto.Onnx.AttributeProto.AttributeType.TENSOR).setT(w)));
+        Path nestedFile = Files.write(dir.resolve("nested.onnx"), nested.build().toByteArray());
+        e = assertThrows(Peft4jException.class, () -> OnnxIO.read(nestedFile));
+        assertEquals(ErrorCode.UNSUPPORTED, e.code());
+        assertTrue(e.getMessage().contains("attribute 'value' of node 'c'"), e.getMessage());
+
+        e = assertThrows(Peft4jException.class, () -> io.peft4j.core.tensor.DataType.fromOnnx(24));
+        assertEquals(ErrorCode.UNSUPPORTED, e.code());
+    }
+
+    @Test
+    void writtenFilesAreReadableByOthers() throws IOException {
+        Path f = dir.resolve("shared.onnx");
+        OnnxIO.write(TinyModels.cnn(1), f, new OnnxIO.WriteOptions(OnnxIO.ExternalData.ALL, null, 0));
+        assertEquals("rw-r--r--", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(f)));
+        assertEquals("rw-r--r--", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(dir.resolve("shared.onnx.data"))));
+    }
+
     static void assertNoTempFiles(Path dir) throws IOException {
         try (Stream<Path> s = Files.walk(dir)) {
             assertEquals(0, s.filter(p -> p.getFileName().toString().endsWith(".tmp")).count(), "temporary files left in " + dir);
