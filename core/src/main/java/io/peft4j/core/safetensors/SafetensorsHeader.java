@@ -267,7 +267,7 @@ final class SafetensorsHeader {
             long bytes;
             try {
                 bytes = dtype.byteSize(count);
-            } catch (ArithmeticException e) {
+            } catch (ArithmeticException | Peft4jException e) {
                 throw fail(name, dtypeName + " shape " + Arrays.toString(shape)
                         + ": the byte size overflows 64 bits");
             }

@@ -86,7 +86,12 @@ public final class Npy {
         } catch (ArithmeticException e) {
             throw Peft4jException.malformed(what + ": shape overflows");
         }
-        long need = dtype.byteSize(count);
+        long need;
+        try {
+            need = dtype.byteSize(count);
+        } catch (Peft4jException e) {
+            throw Peft4jException.malformed(what + ": shape overflows");
+        }
         long dataStart = start + headerLen;
         if (bytes.length - dataStart != need) {
             throw Peft4jException.malformed(what + ": a " + descr + " array of shape " + java.util.Arrays.toString(shape)
