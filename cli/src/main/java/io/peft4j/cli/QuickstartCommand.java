@@ -82,8 +82,8 @@ public final class QuickstartCommand implements Callable<Integer> {
         Path inline = out.resolve("base").resolve("model-inline.onnx");
         OnnxIO.write(base, inline, OnnxIO.WriteOptions.inline());
         Tensor probe = DefaultModel.probeBatch(seed, 8);
-        float[] a = OrtRun.run(baseFile, "image", probe);
-        float[] b = OrtRun.run(inline, "image", probe);
+        float[] a = OrtRun.run(baseFile, Map.of("image", probe)).values().iterator().next().toFloatArray();
+        float[] b = OrtRun.run(inline, Map.of("image", probe)).values().iterator().next().toFloatArray();
         double diff = maxAbsDiff(a, b);
         o.printf("  probe batch of 8: outputs of the external-data and inline copies differ by %.1e (max abs)%n", diff);
         if (diff != 0) {
