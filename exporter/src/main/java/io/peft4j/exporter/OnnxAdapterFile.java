@@ -81,6 +81,9 @@ public record OnnxAdapterFile(int formatVersion, int adapterVersion, int modelVe
     private static final int PARAMETER_DATA_TYPE = 2;
     private static final int PARAMETER_RAW_DATA = 3;
 
+    /** FlatBuffers' verifier's default limit on tables in one buffer (the Adapter and its parameters). */
+    private static final long MAX_TABLES = 1_000_000;
+
     /** The largest {@code TensorDataType} value in the schema (FLOAT8E5M2FNUZ). */
     private static final int MAX_SCHEMA_DATA_TYPE = 20;
 
@@ -95,7 +98,8 @@ public record OnnxAdapterFile(int formatVersion, int adapterVersion, int modelVe
      * Writes {@code parameters} to {@code file} atomically (the directory must exist). Refused
      * with {@link ErrorCode#INVALID_ARGUMENT} or {@link ErrorCode#UNSUPPORTED}, before anything is
      * written, for an empty or non-UTF-16-clean name, a scalar (ONNX Runtime refuses parameters
-     * without dims), or an element type the schema lacks (STRING, 4-bit types).
+     * without dims), an element type the schema lacks (STRING, 4-bit types) or one ONNX Runtime
+     * cannot load (COMPLEX64, COMPLEX128).
      */
     public static void write(Path file, Map<String, Tensor> parameters, int adapterVersion, int modelVersion) {
         byte[] bytes = toBytes(parameters, adapterVersion, modelVersion);
@@ -185,6 +189,10 @@ public record OnnxAdapterFile(int formatVersion, int adapterVersion, int modelVe
             throw Peft4jException.unsupported("parameter '" + name + "' is " + dt
                     + ": ONNX Runtime's adapter format holds numeric types FLOAT..FLOAT8E5M2FNUZ only");
         }
+        if (dt == DataType.COMPLEX64 || dt == DataType.COMPLEX128) {
+            throw Peft4jException.unsupported("parameter '" + name + "' is " + dt
+                    + ": the schema lists it, but ONNX Runtime cannot load complex adapter parameters");
+        }
         if (t.rank() == 0) {
             throw Peft4jException.unsupported("parameter '" + name + "' is a scalar: ONNX Runtime's adapter "
                     + "loader refuses parameters without dims; give it shape [1]");
@@ -199,8 +207,9 @@ public record OnnxAdapterFile(int formatVersion, int adapterVersion, int modelVe
 
     /**
      * Reads and checks an adapter file. A file that is not one, is cut short or inconsistent is
-     * refused with {@link ErrorCode#MALFORMED}; another format version with
-     * {@link ErrorCode#UNSUPPORTED}; a missing or unreadable file with {@link ErrorCode#IO}.
+     * refused with {@link ErrorCode#MALFORMED}; another format version, or complex parameters
+     * (which ONNX Runtime cannot load), with {@link ErrorCode#UNSUPPORTED}; a missing or
+     * unreadable file with {@link ErrorCode#IO}. What this accepts, ONNX Runtime's loader accepts.
      * The tensors share one array holding the file.
      */
     public static OnnxAdapterFile read(Path file) {
@@ -263,6 +272,9 @@ public record OnnxAdapterFile(int formatVersion, int adapterVersion, int modelVe
                         + "' at bytes 4..7, found " + printable(id));
             }
             long root = u32(0);
+            if (root == 0) {
+                throw bad("the root offset is 0 (points to itself)");
+            }
             Table adapter = table(root, "the root table (Adapter)");
             int formatVersion = adapter.int32(ADAPTER_FORMAT_VERSION, "Adapter.format_version");
             if (formatVersion != FORMAT_VERSION) {
@@ -277,6 +289,10 @@ public record OnnxAdapterFile(int formatVersion, int adapterVersion, int modelVe
                 throw bad("the adapter has no parameters vector");
             }
             long count = vector(vec, Integer.BYTES, "Adapter.parameters");
+            if (count >= MAX_TABLES) {
+                throw bad(count + " parameters; FlatBuffers' verifier, which ONNX Runtime runs, allows at most "
+                        + (MAX_TABLES - 1));
+            }
             Map<String, Tensor> params = new LinkedHashMap<>();
             for (long i = 0; i < count; i++) {
                 long slot = vec + 4 + 4 * i;
@@ -377,7 +393,12 @@ public record OnnxAdapterFile(int formatVersion, int adapterVersion, int modelVe
                 throw bad(where + " has unknown data type " + code + " (the schema knows 1.."
                         + MAX_SCHEMA_DATA_TYPE + ")");
             }
-            return DataType.fromOnnx(code);
+            DataType dt = DataType.fromOnnx(code);
+            if (dt == DataType.COMPLEX64 || dt == DataType.COMPLEX128) {
+                throw new Peft4jException(ErrorCode.UNSUPPORTED, what + ": " + where + " has data type " + dt
+                        + ", which the schema lists but ONNX Runtime cannot load");
+            }
+            return dt;
         }
 
         // ------------------------------------------------------------ FlatBuffers primitives
@@ -471,7 +492,11 @@ public record OnnxAdapterFile(int formatVersion, int adapterVersion, int modelVe
                 if (at < 0) {
                     return -1;
                 }
-                long target = at + u32(at);
+                long offset = u32(at);
+                if (offset == 0) {
+                    throw bad(where + ": offset at " + at + " points to itself");
+                }
+                long target = at + offset;
                 need(target, 1, where);
                 return target;
             }

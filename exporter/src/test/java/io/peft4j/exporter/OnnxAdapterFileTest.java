@@ -48,7 +48,7 @@ class OnnxAdapterFileTest {
         Random r = new Random(1);
         Map<String, Tensor> params = new LinkedHashMap<>();
         for (DataType dt : DataType.values()) {
-            if (dt != DataType.STRING && dt.onnxCode() <= 20) {
+            if (dt != DataType.STRING && dt.onnxCode() <= 20 && dt != DataType.COMPLEX64 && dt != DataType.COMPLEX128) {
                 params.put("p_" + dt, random(r, dt, 3, 1 + r.nextInt(5)));
             }
         }
@@ -133,6 +133,8 @@ class OnnxAdapterFileTest {
                 Map.of("s", Tensor.ofStrings(new long[] {1}, List.of(new byte[] {65}))), 0, 0), "STRING");
         assertCode(ErrorCode.UNSUPPORTED, () -> OnnxAdapterFile.toBytes(
                 Map.of("q", Tensor.zeros(DataType.INT4, 4)), 0, 0), "INT4");
+        assertCode(ErrorCode.UNSUPPORTED, () -> OnnxAdapterFile.toBytes(
+                Map.of("c", Tensor.zeros(DataType.COMPLEX64, 2)), 0, 0), "cannot load complex");
         Path file = dir.resolve("refused.onnx_adapter");
         assertCode(ErrorCode.UNSUPPORTED, () -> OnnxAdapterFile.write(file, Map.of("s", Tensor.scalar(1f)), 0, 0), "scalar");
         assertFalse(Files.exists(file), "nothing written");
@@ -243,6 +245,12 @@ class OnnxAdapterFileTest {
         assertMalformed(adapter().add("a", new long[] {1}, 0, new byte[1]), "UNDEFINED");
         assertMalformed(adapter().add("a", new long[] {1}, null, new byte[1]), "UNDEFINED"); // absent = default 0
         assertMalformed(adapter().add("a", new long[] {1}, 8, new byte[1]), "STRING");
+        for (int complex : new int[] {14, 15}) {
+            byte[] bytes = adapter().add("c", new long[] {1}, complex, new byte[complex == 14 ? 8 : 16]).build();
+            Peft4jException e = assertThrows(Peft4jException.class, () -> OnnxAdapterFile.fromBytes(bytes, "c"));
+            assertEquals(ErrorCode.UNSUPPORTED, e.code(), e.getMessage());
+            assertTrue(e.getMessage().contains("ONNX Runtime cannot load"), e.getMessage());
+        }
     }
 
     @Test
@@ -252,6 +260,10 @@ class OnnxAdapterFileTest {
         assertMalformed(adapter().add("a", null, 1, floats(1)), "has no dims");
         assertMalformed(adapter().add("a", new long[0], 1, floats(1)), "empty dims");
         assertMalformed(adapter().add("a", new long[] {1}, 1, null), "has no raw_data");
+        byte[] selfOffset = adapter().add("a", new long[] {1}, 1, floats(1)).build();
+        ByteBuffer sb = ByteBuffer.wrap(selfOffset).order(ByteOrder.LITTLE_ENDIAN);
+        sb.putInt(0, 0);
+        assertMalformed(selfOffset, "root offset is 0");
         assertMalformed(adapter().add("a", new long[] {1}, 1, floats(1)).add("a", new long[] {1}, 1, floats(1)),
                 "parameter 1", "duplicate parameter name 'a'");
         RawAdapterFiles noParams = adapter();
