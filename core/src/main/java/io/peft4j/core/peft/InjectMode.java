@@ -8,10 +8,17 @@ public enum InjectMode {
      */
     INITIALIZERS,
     /**
-     * Graph inputs named by their PEFT keys, each with an initializer of the same name as its
-     * default that switches the adapter off, so that a run that feeds nothing gives the base
-     * model's output. The side-graph mode: an {@code .onnx_adapter} file's parameters are these
-     * inputs.
+     * Required graph inputs named by their PEFT keys: the side-graph mode, where an
+     * {@code .onnx_adapter} file's parameters are these inputs. A run with no adapter feeds
+     * {@link Peft.Injection#offFeeds()} (LoRA: zero A and B and a zero scale; IA3: ones). ONNX
+     * Runtime's Java {@code OrtSession.run} accepts feeds only for such inputs.
      */
-    INPUTS
+    INPUTS,
+    /**
+     * As {@link #INPUTS}, and each input also gets an initializer of the same name holding its
+     * off value, so that a run that feeds nothing gives the base model (ONNX's overridable
+     * initializers; ONNX Runtime's LoRA adapter API overrides them, while its Java
+     * {@code OrtSession.run} refuses feeds for them).
+     */
+    INPUTS_WITH_DEFAULTS
 }

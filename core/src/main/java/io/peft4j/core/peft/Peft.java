@@ -45,14 +45,18 @@ public final class Peft {
      *
      * @param values    PEFT key (and method-own roles such as {@code lora_scaling}) → graph value name
      * @param trainable the names among {@code values} that training updates (the PEFT tensors)
-     * @param feeds     for {@link InjectMode#INPUTS}: graph input name → this adapter's value (what an
+     * @param feeds     for the input modes: graph input name → this adapter's value (what an
      *                  {@code .onnx_adapter} file holds); empty for initializers
+     * @param offFeeds  for the input modes: graph input name → the value that switches the adapter
+     *                  off (the base model's output); empty for initializers
      */
-    public record Injection(Map<String, String> values, List<String> trainable, Map<String, Tensor> feeds) {
+    public record Injection(Map<String, String> values, List<String> trainable, Map<String, Tensor> feeds,
+                            Map<String, Tensor> offFeeds) {
         public Injection {
             values = Collections.unmodifiableMap(new LinkedHashMap<>(values));
             trainable = List.copyOf(trainable);
             feeds = Collections.unmodifiableMap(new LinkedHashMap<>(feeds));
+            offFeeds = Collections.unmodifiableMap(new LinkedHashMap<>(offFeeds));
         }
     }
 
@@ -61,10 +65,10 @@ public final class Peft {
     /**
      * Rewrites {@code model} so that it computes the adapted layers. Tensors are named by their PEFT
      * keys, plus {@code base_model.model.<module>.lora_scaling} (a scalar) for each LoRA module. In
-     * {@link InjectMode#INPUTS} each is a graph input whose default initializer switches the module
-     * off, and the LoRA rank axis is declared symbolic ({@code <module>.r}), so that adapters of
-     * any rank can be fed. {@code modules_to_save} weights replace the layer's weights
-     * (initializers) or become inputs in PyTorch layout defaulting to the base weights (inputs).
+     * the input modes each is a graph input (see {@link InjectMode}), and the LoRA rank axis is
+     * declared symbolic ({@code <module>.r}), so that adapters of any rank can be fed.
+     * {@code modules_to_save} weights replace the layer's weights (initializers) or become inputs
+     * in PyTorch layout whose off value is the base layer's weight (inputs).
      */
     public static Injection inject(Model model, AdapterBinding binding, InjectMode mode) {
         requireSameGraph(model, binding);
@@ -72,6 +76,7 @@ public final class Peft {
         Map<String, String> values = new LinkedHashMap<>();
         List<String> trainable = new ArrayList<>();
         Map<String, Tensor> feeds = new LinkedHashMap<>();
+        Map<String, Tensor> offFeeds = new LinkedHashMap<>();
         for (AdapterBinding.Module m : binding.modules()) {
             String module = m.target().path();
             Slots slots = (role, value, identity, rankAxis, train) -> {
@@ -85,8 +90,11 @@ public final class Peft {
                         dims[i] = i == rankAxis ? module + ".r" : (Object) value.dim(i);
                     }
                     g.addInput(ValueInfos.tensor(name, value.dtype(), dims));
-                    g.setInitializer(name, identity);
+                    if (mode == InjectMode.INPUTS_WITH_DEFAULTS) {
+                        g.setInitializer(name, identity);
+                    }
                     feeds.put(name, value);
+                    offFeeds.put(name, identity);
                 }
                 values.put(name, name);
                 if (train) {
@@ -102,23 +110,25 @@ public final class Peft {
                 values.put(s.key(), s.initializer());
                 trainable.add(s.initializer());
             } else {
-                savedAsInput(g, s);
+                offFeeds.put(s.key(), savedAsInput(g, s, mode == InjectMode.INPUTS_WITH_DEFAULTS));
                 values.put(s.key(), s.key());
                 feeds.put(s.key(), s.pytorch().to(s.value().dtype()));
             }
         }
         g.sortTopologically();
-        return new Injection(values, trainable, feeds);
+        return new Injection(values, trainable, feeds, offFeeds);
     }
 
-    /** A modules_to_save tensor as a graph input in PyTorch layout, defaulting to the base layer's. */
-    private static void savedAsInput(Graph g, AdapterBinding.Saved s) {
+    /** A modules_to_save tensor as a graph input in PyTorch layout; returns its off value, the base layer's. */
+    private static Tensor savedAsInput(Graph g, AdapterBinding.Saved s, boolean withDefault) {
         requireFree(g, s.key());
         Tensor base = g.initializer(s.initializer());
         boolean transposed = s.key().endsWith(".weight") && s.target().layout() == TargetLayer.Layout.IN_OUT;
         Tensor def = transposed ? AdapterBinding.transpose2d(base) : base.reshape(s.pytorch().shape());
         g.addInput(ValueInfos.tensor(s.key(), def.dtype(), Arrays.stream(def.shape()).boxed().toArray()));
-        g.setInitializer(s.key(), def);
+        if (withDefault) {
+            g.setInitializer(s.key(), def);
+        }
         String v = transposed ? Rewrites.transpose(g, s.module() + "/saved_T", s.key())
                 : def.rank() == base.rank() && Arrays.equals(def.shape(), base.shape()) ? s.key()
                 : g.build("Reshape").in(s.key(), Rewrites.int64s(g, s.module() + "/saved_shape", base.shape())).out();
@@ -136,6 +146,7 @@ public final class Peft {
         if (!g.isUsed(s.initializer())) {
             g.removeInitializer(s.initializer());
         }
+        return def;
     }
 
     private static void requireFree(Graph g, String name) {
