@@ -82,16 +82,25 @@ public final class AdapterBinding {
 
     // ---------------------------------------------------------------- binding
 
-    /** Problems found while binding, each with the kind of failure it is. */
+    /**
+     * Problems found while binding. The exception's code is the gravest kind among them: keys that
+     * map nowhere, then shapes that do not fit, then what is unsupported.
+     */
     private static final class Problems {
+        private static final List<ErrorCode> GRAVITY = List.of(ErrorCode.NOT_FOUND, ErrorCode.SHAPE_MISMATCH);
         final List<String> lines = new ArrayList<>();
         ErrorCode code;
 
         void add(ErrorCode c, String line) {
-            if (code == null) {
+            if (code == null || rank(c) < rank(code)) {
                 code = c;
             }
             lines.add(line);
+        }
+
+        private static int rank(ErrorCode c) {
+            int i = GRAVITY.indexOf(c);
+            return i < 0 ? GRAVITY.size() : i;
         }
 
         void throwIfAny(String what) {
@@ -133,7 +142,7 @@ public final class AdapterBinding {
                 t = byNode.get(moduleMap.get(module));
             }
             if (t == null) {
-                problems.add(ErrorCode.NOT_FOUND, keys(module, roles.keySet()) + " map nowhere: " + whyNoLayer(g, module, byPath));
+                problems.add(ErrorCode.NOT_FOUND, keys(module, roles.keySet()) + (roles.size() == 1 ? " maps" : " map") + " nowhere: " + whyNoLayer(g, module, byPath));
                 continue;
             }
             if (PeftMatching.isSaved(c, module) && Set.of("weight", "bias").containsAll(roles.keySet())) {
