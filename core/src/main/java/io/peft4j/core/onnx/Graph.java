@@ -482,6 +482,38 @@ public final class Graph {
     }
 
     /**
+     * Moves the node output {@code value} onto a fresh name and returns that name, leaving
+     * {@code value} without a producer: its consumers and the graph outputs keep reading it, and
+     * the caller produces it again from the moved one. This is how a rewrite wraps a layer while
+     * every name the rest of the graph (and its callers) sees stays the same:
+     * <pre>{@code
+     * String base = g.detachProducer(y);                  // the layer now writes `base`
+     * g.build("Add").in(base, delta).outputs(y).add();    // y = base + delta
+     * }</pre>
+     * Refused for values that no node produces (graph inputs, initializers).
+     */
+    public String detachProducer(String value) {
+        Node p = producers.get(value);
+        if (p == null) {
+            throw new Peft4jException(ErrorCode.GRAPH_STATE, "'" + value + "' is not produced by a node; only node "
+                    + "outputs can be detached");
+        }
+        String moved = freshName(value + "_base");
+        for (int i = 0; i < p.outputs().size(); i++) {
+            if (p.output(i).equals(value)) {
+                p.setOutputUnindexed(i, moved);
+            }
+        }
+        producers.remove(value);
+        producers.put(moved, p);
+        ValueInfoProto info = valueInfo.get(value);
+        if (info != null) {
+            valueInfo.put(moved, info.toBuilder().setName(moved).build());
+        }
+        return moved;
+    }
+
+    /**
      * Makes every node (and subgraph) that reads {@code old} read {@code replacement} instead.
      * Refused when {@code old} is a graph output, which would change what the graph returns
      * silently; use {@link #replaceGraphOutput} for that. Returns the number of nodes rewired.

@@ -140,6 +140,11 @@ public final class Node {
         inputs.set(i, value);
     }
 
+    /** For the graph's own renaming, which updates the producer index around it. */
+    void setOutputUnindexed(int i, String value) {
+        outputs.set(i, value);
+    }
+
     public String docString() {
         return docString;
     }
