@@ -196,7 +196,7 @@ public record AdapterConfig(String peftType, int r, double loraAlpha, List<Strin
         String type = text(o, "peft_type", null);
         // PEFT's LoraConfig defaults: r = 8, lora_alpha = 8
         int defaultRank = "LORA".equals(type) || "ADALORA".equals(type) ? 8 : 0;
-        return new AdapterConfig(type, (int) integer(o, "r", defaultRank), number(o, "lora_alpha", 8.0),
+        return new AdapterConfig(type, (int) integer(o, "r", defaultRank), number(o, "lora_alpha", defaultRank > 0 ? 8.0 : 0.0),
                 targets, regex, number(o, "lora_dropout", 0.0), text(o, "bias", "none"), bool(o, "use_rslora"),
                 bool(o, "use_dora"), bool(o, "fan_in_fan_out"), optionalStrings(o, "modules_to_save"),
                 intMap(o, "rank_pattern"), doubleMap(o, "alpha_pattern"), optionalStrings(o, "feedforward_modules"),

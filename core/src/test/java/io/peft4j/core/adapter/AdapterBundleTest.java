@@ -104,6 +104,8 @@ class AdapterBundleTest {
     @Test
     void configDefaultsAndMethodFieldsFollowPeft() {
         assertEquals(8, AdapterConfig.parse("{\"peft_type\":\"LORA\"}", "c").r(), "PEFT's default rank");
+        AdapterConfig ia3Config = AdapterConfig.ia3(List.of("fc"), List.of("fc"));
+        assertEquals(ia3Config, AdapterConfig.parse(ia3Config.toJson(), "ia3"), "an IA3 config round-trips");
         String ia3 = AdapterConfig.ia3(List.of("fc"), List.of()).toJson();
         assertFalse(ia3.contains("\"bias\""), "IA3Config has no bias field: " + ia3);
         assertTrue(ia3.contains("\"feedforward_modules\": []"), ia3);
