@@ -1,22 +1,17 @@
 package io.peft4j.core.safetensors;
 
 import io.peft4j.core.Peft4jException;
-import io.peft4j.core.Peft4jException.ErrorCode;
+import io.peft4j.core.testkit.MutationFuzz;
 import io.peft4j.core.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.EnumMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -27,7 +22,6 @@ import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Mutates valid safetensors files and parses each result from memory. Every outcome must be either
@@ -80,55 +74,9 @@ class SafetensorsFuzzTest {
     private static final Pattern SHAPE = Pattern.compile("\"shape\":\\[[^\\]]*\\]");
     private static final Pattern OFFSETS = Pattern.compile("\"data_offsets\":\\[[^\\]]*\\]");
 
-    private long accepted;
-    private long rejected;
-    private final Map<ErrorCode, Long> codes = new EnumMap<>(ErrorCode.class);
-
     @Test
     void mutatedFilesAreParsedOrRejectedCleanly() throws IOException {
-        long seed = Long.getLong("peft4j.fuzz.seed", new Random().nextLong());
-        long seconds = Long.getLong("peft4j.fuzz.seconds", 20);
-        Long only = Long.getLong("peft4j.fuzz.iteration");
-        System.out.println("safetensors fuzz: seed " + seed + " (repeat with -Dpeft4j.fuzz.seed=" + seed + "), "
-                + (only != null ? "iteration " + only + " only" : seconds + " s"));
-
-        List<byte[]> seeds = seeds();
-        for (byte[] s : seeds) {
-            check(s); // every starting point is valid
-        }
-
-        long start = System.nanoTime();
-        long deadline = start + seconds * 1_000_000_000L;
-        long first = only != null ? only : 0;
-        long last = only != null ? only + 1 : MAX_ITERATIONS;
-        long i = first;
-        for (; i < last && (only != null || System.nanoTime() < deadline); i++) {
-            Random r = new Random(seed * 0x9E3779B97F4A7C15L + i);
-            byte[] input = seeds.get(r.nextInt(seeds.size()));
-            int rounds = 1 + r.nextInt(3);
-            for (int k = 0; k < rounds; k++) {
-                input = mutate(r, input);
-            }
-            try {
-                check(input);
-                accepted++;
-            } catch (Peft4jException e) {
-                rejected++;
-                codes.merge(e.code(), 1L, Long::sum);
-                if (e.code() != ErrorCode.MALFORMED && e.code() != ErrorCode.UNSUPPORTED) {
-                    failWith(seed, i, input, e);
-                }
-            } catch (Throwable t) {
-                failWith(seed, i, input, t);
-            }
-        }
-        long iterations = i - first;
-        double elapsed = (System.nanoTime() - start) / 1e9;
-        System.out.printf("safetensors fuzz: %d iterations in %.1f s, %d accepted, %d rejected %s%n",
-                iterations, elapsed, accepted, rejected, codes);
-        if (only == null && iterations >= 1000) {
-            assertTrue(accepted > 0 && rejected > 0, "the mutations should produce both valid and invalid files");
-        }
+        MutationFuzz.run("safetensors", "peft4j.fuzz", 20, MAX_ITERATIONS, seeds(), SafetensorsFuzzTest::mutate, SafetensorsFuzzTest::check);
     }
 
     /**
@@ -342,19 +290,4 @@ class SafetensorsFuzzTest {
         return seeds;
     }
 
-    private static void failWith(long seed, long iteration, byte[] input, Throwable t) {
-        Path out = Path.of("target", "safetensors-fuzz", "seed" + seed + "-iteration" + iteration + ".safetensors");
-        String saved;
-        try {
-            Files.createDirectories(out.getParent());
-            Files.write(out, input);
-            saved = out.toAbsolutePath().toString();
-        } catch (IOException e) {
-            saved = "(could not save: " + e + ")";
-        }
-        StringWriter trace = new StringWriter();
-        t.printStackTrace(new PrintWriter(trace));
-        fail("seed " + seed + ", iteration " + iteration + ": " + t + "\ninput saved to " + saved
-                + "\nreplay with -Dpeft4j.fuzz.seed=" + seed + " -Dpeft4j.fuzz.iteration=" + iteration + "\n" + trace, t);
-    }
 }
