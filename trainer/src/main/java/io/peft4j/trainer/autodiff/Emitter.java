@@ -182,6 +182,11 @@ public class Emitter {
         return build("Slice").in(shape(x), ints(a), ints(a == -1 ? Long.MAX_VALUE : a + 1), ints(0)).out();
     }
 
+    /** {@code Concat(parts, axis = 0)}: joins 1-D shape pieces. */
+    public String concat0(String... parts) {
+        return build("Concat").in(parts).attr("axis", 0L).out();
+    }
+
     public String reshape(String x, String shape) {
         return op("Reshape", x, shape);
     }
@@ -253,7 +258,9 @@ public class Emitter {
      * {@code x}: the gradient of numpy-style broadcasting. The reduced axes are those where x has
      * size 1 or is missing; when the sizes known at build time settle that, the axes are fixed
      * (they describe the graph, not the batch), else they are computed at run time from
-     * {@code Shape} (opset 13 and later).
+     * {@code Shape} (opset 13 and later). Before opset 13 ReduceSum cannot take axes computed at
+     * run time, and a size unknown on both sides is taken as not broadcast (true of the graphs
+     * exporters write: the sizes that broadcast are literal ones).
      */
     public String reduceToShapeOf(String grad, ValueType gradType, String x) {
         ValueType xt = type(x);
@@ -269,8 +276,10 @@ public class Emitter {
                     if (gd != 1) {
                         axes.add((long) i);
                     }
-                } else if (xd < 0 && gd >= 0 && gd != 1) {
-                    settled = false;
+                } else if (xd < 0 && gd != 1 && !ValueType.sameDim(xd, gd)) {
+                    // x's size is not known to differ from 1: settled only at opsets without
+                    // run-time axes, where the sizes are assumed equal (see below)
+                    settled = opset < 13;
                 }
             }
             if (settled) {

@@ -205,7 +205,7 @@ public final class GradientBuilder {
             gradOutputs.put(t, name);
         }
         if (!g.isGraphOutput(lossValue)) {
-            g.addOutput(ValueInfos.tensor(lossValue, floatType));
+            g.addOutput(ValueInfos.tensor(lossValue, emitter.dtype(lossValue)));
         }
         g.sortTopologically();
         return new GradientGraph(model, lossValue, outputs, gradOutputs, lc.labelInputs(), trainable);

@@ -83,8 +83,8 @@ final class NnRules {
         if (needB) {
             if (rb == 2 && ra > 2) {
                 // B is a matrix shared over the batch: one (batch·M × K)ᵀ·(batch·M × N) product
-                String a2 = c.reshape(a, c.op("Concat", c.ints(-1), c.dim(a, -1)));
-                String g2 = c.reshape(g, c.op("Concat", c.ints(-1), c.dim(b, -1)));
+                String a2 = c.reshape(a, c.concat0(c.ints(-1), c.dim(a, -1)));
+                String g2 = c.reshape(g, c.concat0(c.ints(-1), c.dim(b, -1)));
                 out[1] = c.build("Gemm").in(a2, g2).attr("transA", 1L).out();
             } else if (rb == 2) {
                 out[1] = c.build("Gemm").in(a, g).attr("transA", 1L).out();
@@ -154,11 +154,14 @@ final class NnRules {
         String g = c.outGrad(0);
         ValueType wt = c.type(w);
         ValueType xt = c.type(x);
-        if (!wt.isStatic()) {
-            throw c.unsupported("Conv needs the weight's shape at build time");
+        long[] kernel = c.attrInts("kernel_shape", null);
+        if (kernel == null && wt.hasRank()) {
+            kernel = Arrays.copyOfRange(wt.dims(), 2, wt.rank());
         }
-        int k = wt.rank() - 2;
-        long[] kernel = Arrays.copyOfRange(wt.dims(), 2, wt.rank());
+        if (kernel == null || Arrays.stream(kernel).anyMatch(d -> d < 0)) {
+            throw c.unsupported("Conv needs its kernel shape at build time (kernel_shape, or the weight's shape)");
+        }
+        int k = kernel.length;
         long group = c.attrInt("group", 1);
         ConvGeometry geo = ConvGeometry.of(c.node(), kernel);
         long[] inSizes = new long[k];
@@ -204,7 +207,7 @@ final class NnRules {
             if (frozen.isPresent()) {
                 flipped = c.initializer(w + "_flipped", flipSwap(frozen.get(), group));
             } else {
-                flipped = flipSwapInGraph(c, w, wt, group);
+                flipped = flipSwapInGraph(c, w, wt, geo.kernel(), group);
             }
             return c.build("Conv").in(g, flipped).attr("pads", tpads).attr("dilations", geo.dilations())
                     .attr("strides", ConvGeometry.ones(k)).attr("group", group).out();
@@ -278,12 +281,15 @@ final class NnRules {
         return t.to(w.dtype());
     }
 
-    private static String flipSwapInGraph(GradContext c, String w, ValueType wt, long group) {
-        int k = wt.rank() - 2;
+    private static String flipSwapInGraph(GradContext c, String w, ValueType wt, long[] kernel, long group) {
+        int k = kernel.length;
         long[] d = wt.dims();
         boolean oneByOne = true;
-        for (int i = 2; i < d.length; i++) {
-            oneByOne &= d[i] == 1;
+        for (long kk : kernel) {
+            oneByOne &= kk == 1;
+        }
+        if (group != 1 && !wt.isStatic()) {
+            throw c.unsupported("a grouped convolution with a trainable weight of unknown shape");
         }
         String f = w;
         if (!oneByOne) {
@@ -326,10 +332,10 @@ final class NnRules {
         }
         if (pointwise) {
             // 1×1 convolution: dW = Σ_n g_n · x_nᵀ over the flattened spatial positions
-            String g3 = c.reshape(g, c.op("Concat", c.dim(g, 0), c.dim(g, 1), c.ints(-1)));
-            String x3 = c.reshape(x, c.op("Concat", c.dim(x, 0), c.dim(x, 1), c.ints(-1)));
+            String g3 = c.reshape(g, c.concat0(c.dim(g, 0), c.dim(g, 1), c.ints(-1)));
+            String x3 = c.reshape(x, c.concat0(c.dim(x, 0), c.dim(x, 1), c.ints(-1)));
             String prod = c.op("MatMul", g3, c.transpose(x3, 0, 2, 1));
-            return c.reshape(c.reduce("ReduceSum", prod, new long[] {0}, false), c.ints(wt.dims()));
+            return c.reshapeLike(c.reduce("ReduceSum", prod, new long[] {0}, false), c.node().input(1));
         }
         String xt = c.transpose(x, perm);
         String gt = c.transpose(g, perm);
@@ -443,17 +449,18 @@ final class NnRules {
             scaled = c.op("Div", g, c.scalarLike(window, g));
         } else {
             // the share of real (not padding) elements in each window, from the same pooling of ones
-            String onesShape = c.op("Concat", c.ints(1, 1), c.op("Slice", c.shape(x), c.ints(2), c.ints(Long.MAX_VALUE)));
+            String onesShape = c.concat0(c.ints(1, 1), c.op("Slice", c.shape(x), c.ints(2), c.ints(Long.MAX_VALUE)));
             String ones = c.build("ConstantOfShape").in(onesShape)
                     .attr("value", Emitter.filled(c.dtype(x), new long[] {1}, 1)).out();
             Graph.NodeBuilder b = c.build("AveragePool").in(ones);
             for (AttributeProto a : c.node().attributes().values()) {
                 b.attr(a);
             }
-            String share = b.out();
+            // padding counted: the pool of ones is (real elements) / (window size)
+            String share = b.attr("count_include_pad", 1L).out();
             scaled = c.op("Div", g, c.op("Mul", share, c.scalarLike(window, g)));
         }
-        String folded = c.typed(c.reshape(scaled, c.op("Concat", c.ints(-1, 1), c.op("Slice", c.shape(g), c.ints(2),
+        String folded = c.typed(c.reshape(scaled, c.concat0(c.ints(-1, 1), c.op("Slice", c.shape(g), c.ints(2),
                 c.ints(Long.MAX_VALUE)))), foldedType(c.type(g)));
         long[] kshape = new long[k + 2];
         kshape[0] = 1;

@@ -56,7 +56,8 @@ public final class TypeInference {
         }
         long[] d = new long[dims.get().size()];
         for (int i = 0; i < d.length; i++) {
-            d[i] = dims.get().get(i) instanceof Long l ? l : -1;
+            Object o = dims.get().get(i);
+            d[i] = o instanceof Long l ? l : o instanceof String name ? ValueType.symbol(name) : -1;
         }
         return new ValueType(dt, d);
     }
@@ -308,14 +309,16 @@ public final class TypeInference {
         for (int i = 0; i < r; i++) {
             long x = i - (r - a.rank()) < 0 ? 1 : a.dim(i - (r - a.rank()));
             long y = i - (r - b.rank()) < 0 ? 1 : b.dim(i - (r - b.rank()));
-            if (x == 1) {
-                d[i] = y;
-            } else if (y == 1) {
+            if (x == y || y == 1) {
                 d[i] = x;
+            } else if (x == 1) {
+                d[i] = y;
             } else if (x >= 0) {
                 d[i] = x;
-            } else {
+            } else if (y >= 0) {
                 d[i] = y;
+            } else {
+                d[i] = -1;
             }
         }
         return ValueType.of(dt, d);

@@ -7,7 +7,8 @@ import java.util.Arrays;
 /**
  * What is known at build time about a value: its element type (null when unknown) and its
  * dimensions ({@code null} when even the rank is unknown; {@code -1} for a dimension only known
- * at run time, such as the batch).
+ * at run time; a value of {@code -2} or less for a named (symbolic) dimension such as the batch:
+ * two equal symbols are equal sizes, whatever they are at run time).
  */
 public record ValueType(DataType dtype, long[] dims) {
 
@@ -15,6 +16,16 @@ public record ValueType(DataType dtype, long[] dims) {
 
     public static ValueType of(DataType dtype, long... dims) {
         return new ValueType(dtype, dims);
+    }
+
+    /** The code of a symbolic dimension ({@code dim_param}); equal names give equal codes. */
+    public static long symbol(String name) {
+        return -2L - (name.hashCode() & 0x3fffffffL);
+    }
+
+    /** Whether two dimensions are known to be equal (same number or same symbol). */
+    public static boolean sameDim(long a, long b) {
+        return a == b && a != -1;
     }
 
     public static ValueType unranked(DataType dtype) {
@@ -98,7 +109,7 @@ public record ValueType(DataType dtype, long[] dims) {
         }
         StringBuilder b = new StringBuilder(dtype == null ? "?" : dtype.name()).append('[');
         for (int i = 0; i < dims.length; i++) {
-            b.append(i == 0 ? "" : ",").append(dims[i] < 0 ? "?" : Long.toString(dims[i]));
+            b.append(i == 0 ? "" : ",").append(dims[i] == -1 ? "?" : dims[i] < 0 ? "s" + (-dims[i]) : Long.toString(dims[i]));
         }
         return b.append(']').toString();
     }
