@@ -52,14 +52,16 @@ final class GradCases {
         l.add(of("Sigmoid").x("x", 2, 3));
         l.add(of("Softplus").f32().x("x", 2, 3));               // Softplus: float only
         l.add(of("Relu").x("x", AWAY_FROM_ZERO, 2, 3));
-        l.add(of("LeakyRelu").f32().x("x", AWAY_FROM_ZERO, 2, 3).attrs(b -> b.attr("alpha", 0.1f)));
+        l.add(of("LeakyRelu").x("x", AWAY_FROM_ZERO, 2, 3).attrs(b -> b.attr("alpha", 0.1f)));
         l.add(of("Clip").label("min and max").x("x", AWAY_FROM_ZERO, 3, 4)
                 .constant("lo", Tensor.scalar(-0.5f)).constant("hi", Tensor.scalar(0.7f)));
         l.add(of("Clip").label("max only").x("x", AWAY_FROM_ZERO, 3, 4).none().constant("hi", Tensor.scalar(0.6f)));
-        l.add(of("HardSigmoid").f32().x("x", 3, 4).attrs(b -> b.attr("alpha", 0.3f).attr("beta", 0.4f)));
-        l.add(of("HardSwish").f32().x("x", 4, 5));
-        l.add(of("Gelu").label("exact").opset(20).f32().x("x", 2, 3));
-        l.add(of("Gelu").label("tanh").opset(20).f32().x("x", 2, 3).attrs(b -> b.attr("approximate", "tanh")));
+        l.add(of("HardSigmoid").f32()   // float only
+                .x("x", 3, 4).attrs(b -> b.attr("alpha", 0.3f).attr("beta", 0.4f)));
+        l.add(of("HardSwish").f32().x("x", 4, 5));         // runs as its HardSigmoid function body: float only
+        l.add(of("Gelu").label("exact").opset(20).f32()      // its gradient uses Erf: float only
+                .x("x", 2, 3));
+        l.add(of("Gelu").label("tanh").opset(20).x("x", 2, 3).attrs(b -> b.attr("approximate", "tanh")));
         l.add(of("Identity").x("x", 2, 3));
         l.add(of("Dropout").label("inference").x("x", 2, 3));
         l.add(of("Cast").label("double to float").x("x", 2, 3).attrs(b -> b.attr("to", 1L)).outType(io.peft4j.core.tensor.DataType.FLOAT));
@@ -126,7 +128,7 @@ final class GradCases {
         l.add(of("Conv").label("auto_pad VALID, unknown sizes").f32().x("x", 1, 2, 6, 5).x("w", 3, 2, 3, 3)
                 .attrs(b -> b.attr("auto_pad", "VALID").attr("strides", 2, 2).attr("kernel_shape", 3, 3)).noShapes());
         l.add(of("Conv").label("1-D").f32().x("x", 2, 3, 9).x("w", 2, 3, 3).attrs(b -> b.attr("pads", 1, 1)));
-        // ---- pooling
+        // ---- pooling (AveragePool, GlobalAveragePool: float only; MaxPool has double kernels)
         l.add(of("MaxPool").label("2x2 stride 2").x("x", DISTINCT, B, 2, 4, 4)
                 .attrs(b -> b.attr("kernel_shape", 2, 2).attr("strides", 2, 2)).batches(1, 2));
         l.add(of("MaxPool").label("3x3 stride 2 pad 1 (overlapping)").x("x", DISTINCT, 2, 2, 5, 5)
