@@ -169,6 +169,15 @@ class ExportPredictCommandTest {
         System.out.printf("CLI multi mixed batch: row 0 (line-a) vs PyTorch %.2e, row 1 (base) vs PyTorch %.2e%n", r0, r1);
         assertTrue(r0 <= REL && r1 <= REL, r0 + " " + r1);
 
+        CliRun both = CliRun.of("predict", "--model", pm.toString(), "--adapter", "line-a", "--npy", "input=" + xs, "--npy",
+                "adapter_index=" + tmp.resolve("idx.npy"), "--out", tmp.resolve("both.npy").toString());
+        assertEquals(2, both.exitCode());
+        assertTrue(both.err().contains("either an adapter or the 'adapter_index' input"), both.err());
+        CliRun unknown = CliRun.of("predict", "--model", pm.toString(), "--adapter", "line-z", "--npy", xs, "--out",
+                tmp.resolve("z.npy").toString());
+        assertEquals(2, unknown.exitCode());
+        assertTrue(unknown.err().contains("no adapter 'line-z'") && unknown.err().contains("line-a"), unknown.err());
+
         // the second adapter's row equals its own side package
         Path ps = tmp.resolve("PS");
         ok("export", "--base", base.toString(), "--adapter", second.toString(), "--mode", "side", "--out", ps.toString());

@@ -37,7 +37,8 @@ import java.util.Optional;
  *   <li>{@code base} and bare models take no adapter.</li>
  * </ul>
  * One session per predictor, opened from the model file (external data resolves beside it);
- * adapters are loaded once and kept until {@link #close()}, which is idempotent.
+ * adapters are loaded once and kept until {@link #close()}, which is idempotent. Not for use by
+ * several threads at once (the runtime module owns concurrent serving).
  */
 public final class Predictor implements AutoCloseable {
 
