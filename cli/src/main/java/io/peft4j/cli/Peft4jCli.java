@@ -26,6 +26,8 @@ import picocli.CommandLine.Spec;
         subcommands = {
             HelpCommand.class,
             InspectCommand.class,
+            ExportCommand.class,
+            PredictCommand.class,
             QuickstartCommand.class,
         },
         exitCodeListHeading = "%nExit codes:%n",

@@ -33,13 +33,29 @@ import java.util.Set;
  * @param labels          class labels for classification outputs, or empty
  * @param preprocessing   how raw images become the model's input, or null
  * @param provenance      free-form: toolkit version, commands, settings
+ * @param adapterIndexInput multi packages: the int64 [batch] graph input that picks each row's
+ *                        adapter ({@value #ADAPTER_INDEX}, filled in when absent); null otherwise.
+ *                        It is not among {@code inputs}: a caller feeds it (0 = base model) or
+ *                        lets the runner fill it from the adapter's {@code index}
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record Manifest(int formatVersion, Mode mode, String model, String baseFingerprint, String precision,
                        List<Value> inputs, List<Value> outputs, int maxRank, List<Adapter> adapters,
-                       String mergedAdapter, List<String> labels, Preprocessing preprocessing, JsonNode provenance) {
+                       String mergedAdapter, List<String> labels, Preprocessing preprocessing, JsonNode provenance,
+                       String adapterIndexInput) {
 
     public static final int FORMAT_VERSION = 1;
+
+    /** The name of a multi package's adapter-selecting input. */
+    public static final String ADAPTER_INDEX = "adapter_index";
+
+    /** A manifest without an explicit adapter index input (filled in for multi packages). */
+    public Manifest(int formatVersion, Mode mode, String model, String baseFingerprint, String precision,
+                    List<Value> inputs, List<Value> outputs, int maxRank, List<Adapter> adapters,
+                    String mergedAdapter, List<String> labels, Preprocessing preprocessing, JsonNode provenance) {
+        this(formatVersion, mode, model, baseFingerprint, precision, inputs, outputs, maxRank, adapters, mergedAdapter,
+                labels, preprocessing, provenance, null);
+    }
 
     /** How adapters live in the packaged model. */
     public enum Mode {
@@ -137,6 +153,16 @@ public record Manifest(int formatVersion, Mode mode, String model, String baseFi
             require(mergedAdapter != null && names.contains(mergedAdapter), "a merged package names its merged adapter among its adapters");
         } else {
             require(mergedAdapter == null, "only merged packages have a merged adapter");
+        }
+        if (mode == Mode.multi) {
+            adapterIndexInput = adapterIndexInput == null ? ADAPTER_INDEX : adapterIndexInput;
+            require(!adapterIndexInput.isEmpty(), "adapter_index_input must not be empty");
+            for (Value v : inputs) {
+                require(!v.name().equals(adapterIndexInput), "input '" + adapterIndexInput + "' is the adapter index; "
+                        + "it is named by adapter_index_input, not listed among the inputs");
+            }
+        } else {
+            require(adapterIndexInput == null, "only multi packages have an adapter_index_input");
         }
         if (mode == Mode.multi) {
             require(indices.size() == adapters.size() && (adapters.isEmpty()

@@ -52,4 +52,33 @@ public final class Assets {
             throw new UncheckedIOException(e);
         }
     }
+
+    /**
+     * The PyTorch reference fixture for resnet18 (core's test resources, script
+     * make_resnet18_reference.py) as files: {@code adapter/} (a PEFT LoRA adapter, r = 4),
+     * {@code x.npy}, {@code y0.npy} (base output) and {@code y1.npy} (output with the adapter),
+     * copied once to target/assets so that modules reading core's test jar see plain files.
+     */
+    public static synchronized Path resnetReference() {
+        Path out = Path.of("target", "assets", "reference", "resnet18-lora").toAbsolutePath();
+        for (String f : new String[] {"adapter/adapter_config.json", "adapter/adapter_model.safetensors", "x.npy", "y0.npy",
+                "y1.npy"}) {
+            Path target = out.resolve(f);
+            if (Files.exists(target)) {
+                continue;
+            }
+            try (InputStream in = Assets.class.getResourceAsStream("/reference/resnet18-lora/" + f)) {
+                if (in == null) {
+                    throw new AssertionError("/reference/resnet18-lora/" + f + " is not on the test classpath (core's test jar)");
+                }
+                Files.createDirectories(target.getParent());
+                Path tmp = Files.createTempFile(target.getParent(), "ref", ".tmp");
+                Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return out;
+    }
 }

@@ -109,9 +109,11 @@ public final class Ia3Method implements PeftMethod {
         Node n = Rewrites.node(g, t);
         String p = t.path();
         int k = members.size();
-        long w = width(t, members.get(0).config());
+        // the layout follows the adapters that adapt this module; the others leave it at ones
+        AdapterConfig ref = members.stream().filter(m -> m.tensors() != null).findFirst().orElse(members.get(0)).config();
+        long w = width(t, ref);
         for (Member m : members) {
-            if (ff(t, m.config()) != ff(t, members.get(0).config())) {
+            if (m.tensors() != null && ff(t, m.config()) != ff(t, ref)) {
                 throw Peft4jException.unsupported("module " + p + " is a feedforward module in some stacked IA3 adapters "
                         + "and not in others; they cannot share one stacked layer");
             }
@@ -129,10 +131,10 @@ public final class Ia3Method implements PeftMethod {
         String hint = p + "/ia3_stack";
         boolean gemm = n.is("Gemm");
         if (t.kind() == Kind.CONV) {
-            long[] s = shape(t, members.get(0).config());
+            long[] s = shape(t, ref);
             s[0] = k + 1;   // [K+1, C, 1…] → rows [batch, C, 1…]
             String rows = stack.rows(hint, Rewrites.tensor(dt, s, table));
-            if (ff(t, members.get(0).config())) {
+            if (ff(t, ref)) {
                 n.setInput(0, g.build("Mul").name(p + "/ia3_scale_input").in(n.input(0), rows).out());
             } else {
                 String y = Rewrites.moduleOutput(g, t);
@@ -142,7 +144,7 @@ public final class Ia3Method implements PeftMethod {
         } else if (gemm) {
             // 2-D [M, features]: rows [batch, features] multiply directly (transposed for a transA input)
             String rows = stack.rows(hint, Rewrites.tensor(dt, new long[] {k + 1, w}, table));
-            if (ff(t, members.get(0).config())) {
+            if (ff(t, ref)) {
                 String r = n.attrInt("transA", 0) != 0 ? Rewrites.transpose(g, hint + "_T", rows) : rows;
                 n.setInput(0, g.build("Mul").name(p + "/ia3_scale_input").in(n.input(0), r).out());
             } else {
@@ -153,7 +155,7 @@ public final class Ia3Method implements PeftMethod {
         } else {
             // MatMul on inputs of any rank: viewed as [rows, positions, features] × [batch, 1, features]
             String rows = stack.rows(hint, Rewrites.tensor(dt, new long[] {k + 1, 1, w}, table));
-            if (ff(t, members.get(0).config())) {
+            if (ff(t, ref)) {
                 String x = n.input(0);
                 String scaled = g.build("Mul").name(p + "/ia3_scale_input").in(Rewrites.asRows(g, hint + "/rows", x, w), rows).out();
                 n.setInput(0, Rewrites.reshapeLike(g, hint + "/unrows", scaled, x));

@@ -1,0 +1,218 @@
+package io.peft4j.cli;
+
+import ai.onnxruntime.TensorInfo;
+import io.peft4j.core.Peft4jException;
+import io.peft4j.core.image.Images;
+import io.peft4j.core.pkg.Manifest;
+import io.peft4j.core.tensor.DataType;
+import io.peft4j.core.tensor.Npy;
+import io.peft4j.core.tensor.Tensor;
+import io.peft4j.exporter.Predictor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+import java.awt.image.BufferedImage;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code peft4j predict --model PKG_DIR|MODEL.onnx [--adapter NAME] --npy [INPUT=]IN.npy ... --out OUT.npy}
+ * and {@code peft4j predict --model PKG_DIR [--adapter NAME] IMAGE...}.
+ */
+@Command(name = "predict",
+        description = {
+            "Run a model package (or an ONNX model) in ONNX Runtime on the CPU.",
+            "  --npy [INPUT=]IN.npy ... --out OUT.npy   NumPy arrays in and out (float32 / int64, C order)",
+            "  IMAGE...                                 packages with preprocessing: top labels per image (softmax)",
+            "--adapter picks the adapter: side packages activate its .onnx_adapter through ONNX Runtime's LoRA API",
+            "(none: the base model); multi packages feed its adapter_index to every row (none: index 0, the base);",
+            "merged packages accept only their merged adapter."},
+        mixinStandardHelpOptions = true)
+public final class PredictCommand implements Callable<Integer> {
+
+    @Spec
+    private CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "PKG_DIR|MODEL.onnx", description = "A model package directory or an ONNX file.")
+    private Path model;
+
+    @Option(names = "--adapter", paramLabel = "NAME", description = "The package's adapter to run (default: none, the base model).")
+    private String adapter;
+
+    @Option(names = "--npy", paramLabel = "[INPUT=]IN.npy", description = "An input array; repeatable, one per model input.")
+    private List<String> npy = new ArrayList<>();
+
+    @Option(names = "--out", paramLabel = "OUT.npy", description = "Where to write the output array (with --npy).")
+    private Path out;
+
+    @Option(names = "--output", paramLabel = "NAME", description = "Which output to write or rank (default: the first).")
+    private String output;
+
+    @Option(names = "--top", defaultValue = "5", paramLabel = "K", description = "Images: how many labels to print (default: ${DEFAULT-VALUE}).")
+    private int top;
+
+    @Option(names = "--threads", defaultValue = "4", paramLabel = "N", description = "ONNX Runtime intra-op threads (default: ${DEFAULT-VALUE}).")
+    private int threads;
+
+    @Parameters(paramLabel = "IMAGE", arity = "0..*", description = "Images to classify (packages with preprocessing).")
+    private List<Path> images = new ArrayList<>();
+
+    @Override
+    public Integer call() {
+        PrintWriter o = spec.commandLine().getOut();
+        if (npy.isEmpty() == images.isEmpty()) {
+            throw Peft4jException.invalid(npy.isEmpty() ? "give inputs: --npy [INPUT=]IN.npy ... --out OUT.npy, or image files"
+                    : "give either --npy inputs or image files, not both");
+        }
+        if (!npy.isEmpty() && out == null) {
+            throw Peft4jException.invalid("--npy needs --out OUT.npy for the output array");
+        }
+        if (top < 1) {
+            throw Peft4jException.invalid("--top must be at least 1, got " + top);
+        }
+        try (Predictor p = Predictor.open(model, Math.max(1, threads))) {
+            if (adapter != null && p.manifest().isEmpty()) {
+                throw Peft4jException.invalid("--adapter needs a model package; " + model + " is an ONNX file");
+            }
+            if (!npy.isEmpty()) {
+                runArrays(p, o);
+            } else {
+                runImages(p, o);
+            }
+        }
+        o.flush();
+        return 0;
+    }
+
+    private void runArrays(Predictor p, PrintWriter o) {
+        Map<String, Tensor> inputs = new LinkedHashMap<>();
+        List<String> names = p.inputNames();
+        for (String spec : npy) {
+            int eq = spec.indexOf('=');
+            String name = eq > 0 && !spec.substring(0, eq).contains("/") ? spec.substring(0, eq) : null;
+            Path file = Path.of(name == null ? spec : spec.substring(eq + 1));
+            if (name == null) {
+                if (npy.size() != 1 || names.size() != 1) {
+                    throw Peft4jException.invalid("the model has inputs " + names + "; name each array: --npy INPUT=IN.npy");
+                }
+                name = names.get(0);
+            }
+            if (inputs.containsKey(name)) {
+                throw Peft4jException.invalid("input '" + name + "' is given twice");
+            }
+            inputs.put(name, asModelType(p, name, Npy.read(file)));
+        }
+        Map<String, Tensor> result = p.run(inputs, adapter);
+        String name = pickOutput(result);
+        Tensor y = result.get(name);
+        Npy.write(out, y);
+        o.printf("wrote %s: %s %s%s%s%n", out, name, y.dtype(), ExportCommand.shape(y.shape()),
+                adapter == null ? "" : " (adapter '" + adapter + "')");
+    }
+
+    /** float64 arrays feed float32 inputs and int32 arrays int64 inputs (NumPy's defaults); other mismatches are refused. */
+    private static Tensor asModelType(Predictor p, String name, Tensor t) {
+        TensorInfo info = p.inputInfo(name).orElse(null);
+        if (info == null) {
+            return t;
+        }
+        DataType want = switch (info.type) {
+            case FLOAT -> DataType.FLOAT;
+            case INT64 -> DataType.INT64;
+            case INT32 -> DataType.INT32;
+            case DOUBLE -> DataType.DOUBLE;
+            case FLOAT16 -> DataType.FLOAT16;
+            default -> t.dtype();
+        };
+        if (t.dtype() == want) {
+            return t;
+        }
+        if ((want == DataType.FLOAT && t.dtype() == DataType.DOUBLE) || (want == DataType.INT64 && t.dtype() == DataType.INT32)) {
+            return t.to(want);
+        }
+        throw Peft4jException.shape("input '" + name + "' takes " + want + " but the array is " + t.dtype());
+    }
+
+    private String pickOutput(Map<String, Tensor> result) {
+        if (output == null) {
+            return result.keySet().iterator().next();
+        }
+        if (!result.containsKey(output)) {
+            throw Peft4jException.notFound("the model has no output '" + output + "'; its outputs are " + result.keySet());
+        }
+        return output;
+    }
+
+    private void runImages(Predictor p, PrintWriter o) {
+        Manifest m = p.manifest().orElseThrow(() -> Peft4jException.invalid(model + " is an ONNX file without preprocessing; "
+                + "classify images with a model package exported with --image-size/--mean/--std, or feed --npy arrays"));
+        Manifest.Preprocessing pre = m.preprocessing();
+        if (pre == null) {
+            throw Peft4jException.invalid("package " + model + " has no image preprocessing in its manifest; export it with "
+                    + "--image-size/--mean/--std (and --labels), or feed --npy arrays");
+        }
+        List<BufferedImage> decoded = new ArrayList<>();
+        for (Path f : images) {
+            decoded.add(Images.read(f));
+        }
+        Tensor x = Images.batch(decoded, pre.height(), pre.width(), pre.channels(), floats(pre.mean()), floats(pre.std()));
+        Map<String, Tensor> result = p.run(Map.of(pre.input(), x), adapter);
+        String name = pickOutput(result);
+        Tensor y = result.get(name);
+        if (y.rank() != 2 || y.dim(0) != images.size()) {
+            throw Peft4jException.shape("output '" + name + "' is " + y.dtype() + ExportCommand.shape(y.shape())
+                    + "; image classification needs [images, classes]");
+        }
+        int classes = (int) y.dim(1);
+        List<String> labels = m.labels();
+        float[] v = y.toFloatArray();
+        for (int i = 0; i < images.size(); i++) {
+            double[] prob = softmax(Arrays.copyOfRange(v, i * classes, (i + 1) * classes));
+            Integer[] order = new Integer[classes];
+            for (int c = 0; c < classes; c++) {
+                order[c] = c;
+            }
+            Arrays.sort(order, (a, b) -> Double.compare(prob[b], prob[a]));
+            o.println(images.get(i) + (adapter == null ? "" : " (adapter '" + adapter + "')"));
+            for (int k = 0; k < Math.min(top, classes); k++) {
+                int c = order[k];
+                o.printf(Locale.ROOT, "  %.4f  %s%n", prob[c], c < labels.size() ? labels.get(c) : "class " + c);
+            }
+        }
+    }
+
+    private static float[] floats(List<Double> l) {
+        float[] f = new float[l.size()];
+        for (int i = 0; i < f.length; i++) {
+            f[i] = l.get(i).floatValue();
+        }
+        return f;
+    }
+
+    static double[] softmax(float[] logits) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float f : logits) {
+            max = Math.max(max, f);
+        }
+        double[] p = new double[logits.length];
+        double sum = 0;
+        for (int i = 0; i < p.length; i++) {
+            p[i] = Math.exp(logits[i] - max);
+            sum += p[i];
+        }
+        for (int i = 0; i < p.length; i++) {
+            p[i] /= sum;
+        }
+        return p;
+    }
+}

@@ -1,0 +1,101 @@
+package io.peft4j.exporter;
+
+import io.peft4j.core.adapter.AdapterBundle;
+import io.peft4j.core.adapter.AdapterConfig;
+import io.peft4j.core.adapter.PeftKey;
+import io.peft4j.core.modules.TargetFinder;
+import io.peft4j.core.modules.TargetLayer;
+import io.peft4j.core.onnx.Model;
+import io.peft4j.core.peft.AdapterBinding;
+import io.peft4j.core.tensor.DataType;
+import io.peft4j.core.tensor.Tensor;
+import io.peft4j.core.testkit.TinyModels;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.function.Predicate;
+
+/** Comparisons shared by the exporter tests. */
+final class ExportTests {
+
+    private ExportTests() {
+    }
+
+    /** Largest |a - b| over the largest |b|. */
+    static double relDiff(Tensor a, Tensor b) {
+        if (a.numel() != b.numel()) {
+            throw new AssertionError("element counts differ: " + a + " vs " + b);
+        }
+        double m = 0;
+        double scale = 0;
+        for (long i = 0; i < a.numel(); i++) {
+            m = Math.max(m, Math.abs(a.getDouble(i) - b.getDouble(i)));
+            scale = Math.max(scale, Math.abs(b.getDouble(i)));
+        }
+        return m / Math.max(scale, 1e-12);
+    }
+
+    /** Relative difference of row {@code r} (axis 0), relative to the reference row's magnitude. */
+    static double rowDiff(Tensor a, Tensor ref, int r) {
+        float[] x = a.toFloatArray();
+        float[] y = ref.toFloatArray();
+        int n = (int) (a.numel() / a.dim(0));
+        int m = (int) (ref.numel() / ref.dim(0));
+        if (n != m) {
+            throw new AssertionError("row sizes differ: " + a + " vs " + ref);
+        }
+        double d = 0;
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            d = Math.max(d, Math.abs(x[r * n + i] - y[r * n + i]));
+            s = Math.max(s, Math.abs(y[r * n + i]));
+        }
+        return d / Math.max(s, 1e-12);
+    }
+
+    /**
+     * An adapter with random non-zero tensors (PEFT's zero B would hide a wrong merge): LoRA
+     * entries ~ N(0, sigma), IA3 vectors ~ 1 + N(0, sigma); bound to the model's fingerprint.
+     */
+    static AdapterBundle randomAdapter(Model model, AdapterConfig config, long seed, double sigma) {
+        AdapterBundle fresh = AdapterBinding.init(model, config, seed);
+        Random r = new Random(seed * 31 + 7);
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : fresh.tensors().entrySet()) {
+            float[] v = new float[(int) e.getValue().numel()];
+            boolean ia3 = PeftKey.parse(e.getKey()).role().equals("ia3_l");
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) ((ia3 ? 1 : 0) + r.nextGaussian() * sigma);
+            }
+            out.put(e.getKey(), Tensor.ofFloats(e.getValue().shape(), v));
+        }
+        return new AdapterBundle(fresh.config(), out);
+    }
+
+    static List<String> paths(Model m, Predicate<TargetLayer> keep) {
+        return TargetFinder.find(m.graph()).stream().filter(keep).map(TargetLayer::path).toList();
+    }
+
+    static Map<String, Tensor> image(int batch, long seed) {
+        return Map.of("input", TinyModels.randn(new Random(seed), batch, 3, 64, 64));
+    }
+
+    /** BERT inputs: [CLS] then random word ids, all attended, one segment. */
+    static Map<String, Tensor> tokens(int batch, long seed) {
+        Random r = new Random(seed);
+        long seq = 8;
+        long[] ids = new long[(int) (batch * seq)];
+        long[] mask = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = i % seq == 0 ? 101 : 1000 + r.nextInt(28000);
+            mask[i] = 1;
+        }
+        Map<String, Tensor> m = new LinkedHashMap<>();
+        m.put("input_ids", Tensor.ofLongs(new long[] {batch, seq}, ids));
+        m.put("attention_mask", Tensor.ofLongs(new long[] {batch, seq}, mask));
+        m.put("token_type_ids", Tensor.zeros(DataType.INT64, batch, seq));
+        return m;
+    }
+}
