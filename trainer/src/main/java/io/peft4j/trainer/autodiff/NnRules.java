@@ -512,20 +512,26 @@ final class NnRules {
         System.arraycopy(range(2, r), 0, reduceAxes, 1, r - 2);
         Optional<Tensor> scale = c.constant(c.input(1));
         Optional<Tensor> var = c.constant(c.input(4));
-        String invStd;
-        if (var.isPresent()) {
-            double[] v = var.get().toDoubleArray();
-            double[] inv = new double[v.length];
-            for (int i = 0; i < v.length; i++) {
-                inv[i] = 1.0 / Math.sqrt(v[i] + (double) eps);
+        // the input's gradient folds scale / sqrt(var + eps) into one constant when both are constants;
+        // 1 / sqrt(var + eps) alone is emitted only when something reads it (ONNX Runtime warns about unused initializers)
+        boolean foldedFactor = scale.isPresent() && var.isPresent();
+        String invStd = null;
+        if (c.needsGrad(1) || (c.needsGrad(0) && !foldedFactor)) {
+            if (var.isPresent()) {
+                double[] v = var.get().toDoubleArray();
+                double[] inv = new double[v.length];
+                for (int i = 0; i < v.length; i++) {
+                    inv[i] = 1.0 / Math.sqrt(v[i] + (double) eps);
+                }
+                invStd = c.initializer("bn_inv_std", channelTensor(inv, r, c.dtype(x)));
+            } else {
+                invStd = c.unsqueeze(c.op("Reciprocal", c.op("Sqrt", c.op("Add", c.input(4), c.scalarLike(eps, x)))),
+                        perChannel);
             }
-            invStd = c.initializer("bn_inv_std", channelTensor(inv, r, c.dtype(x)));
-        } else {
-            invStd = c.unsqueeze(c.op("Reciprocal", c.op("Sqrt", c.op("Add", c.input(4), c.scalarLike(eps, x)))), perChannel);
         }
         if (c.needsGrad(0)) {
             String factor;
-            if (scale.isPresent() && var.isPresent()) {
+            if (foldedFactor) {
                 double[] s = scale.get().toDoubleArray();
                 double[] v = var.get().toDoubleArray();
                 double[] f = new double[s.length];
