@@ -331,9 +331,10 @@ final class NnRules {
             pointwise &= kernel[i] == 1 && geo.strides()[i] == 1 && pads[i] == 0 && pads[i + k] == 0;
         }
         if (pointwise) {
-            // 1×1 convolution: dW = Σ_n g_n · x_nᵀ over the flattened spatial positions
-            String g3 = c.reshape(g, c.concat0(c.dim(g, 0), c.dim(g, 1), c.ints(-1)));
-            String x3 = c.reshape(x, c.concat0(c.dim(x, 0), c.dim(x, 1), c.ints(-1)));
+            // 1×1 convolution: dW = Σ_n g_n · x_nᵀ over the flattened spatial positions; Reshape's 0 keeps
+            // batch and channels as they are, with no Shape / Slice / Concat at run time
+            String g3 = c.reshape(g, c.ints(0, 0, -1));
+            String x3 = c.reshape(x, c.ints(0, 0, -1));
             String prod = c.op("MatMul", g3, c.transpose(x3, 0, 2, 1));
             return c.reshapeLike(c.reduce("ReduceSum", prod, new long[] {0}, false), c.node().input(1));
         }
@@ -485,7 +486,13 @@ final class NnRules {
     static void globalAveragePool(GradContext c) {
         String x = c.input(0);
         String g = c.outGrad(0);
-        String count = c.op("Div", c.sizeAs(x, x), c.sizeAs(c.output(0), x));
+        // the window is the whole spatial extent: a constant when the spatial sizes are known
+        ValueType xt = c.type(x);
+        long spatial = xt.hasRank() ? 1 : -1;
+        for (int i = 2; i < xt.rank() && spatial > 0; i++) {
+            spatial = xt.dim(i) >= 0 ? spatial * xt.dim(i) : -1;
+        }
+        String count = spatial > 0 ? c.scalarLike(spatial, x) : c.op("Div", c.sizeAs(x, x), c.sizeAs(c.output(0), x));
         c.setGrad(0, c.op("Expand", c.op("Div", g, count), c.shape(x)));
     }
 
