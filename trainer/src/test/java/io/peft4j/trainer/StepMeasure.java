@@ -100,6 +100,7 @@ public final class StepMeasure {
             profileRun(gg.model(), batch, params, profile);
         }
         double[] times = new double[RUNS];
+        long rssAtSession = resetPeak();
         try (GradientSession s = new GradientSession(gg, THREADS)) {
             for (int i = 0; i < WARMUP; i++) {
                 s.step(batch, params);
@@ -111,6 +112,20 @@ public final class StepMeasure {
             }
         }
         report(file, mode, count, rssBefore, Arrays.stream(times).boxed().toList());
+        System.out.printf("%s %s: RSS %d MiB when the session opens (model and training graph built), peak %d MiB while "
+                + "it runs: +%d MiB for the session and its steps%n", file.getFileName(), mode, rssAtSession >> 10,
+                status("VmHWM") >> 10, (status("VmHWM") - rssAtSession) >> 10);
+    }
+
+    /** Resets the process's peak RSS (Linux: 5 to /proc/self/clear_refs); returns the RSS now, in KiB. */
+    private static long resetPeak() {
+        System.gc();
+        try {
+            Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+        } catch (java.io.IOException | UnsupportedOperationException e) {
+            System.out.println("(cannot reset the peak RSS: " + e.getMessage() + ")");
+        }
+        return status("VmRSS");
     }
 
     private static Peft.Injection lora(Model m) {

@@ -29,9 +29,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * LoRA trained on the shared PyTorch exports and on all-MiniLM-L6-v2 with a new classification
  * head: the adapter is injected as initializers (B random, so that A's gradients are not zero), the
  * injected LoRA tensors (and the head) are made trainable, and sampled gradient coordinates are
- * compared with central differences of the float32 loss ({@link SampledGradients}: the largest
- * coordinates plus random ones, |analytic − numeric| ≤ tol · max|grad| + 1e-4, h = 1e-3). Every
- * training graph passes the ONNX checker.
+ * compared with central differences of the float32 loss ({@link SampledGradients}: the 4 largest
+ * coordinates plus 2 random ones, |analytic − numeric| ≤ 3e-2 · max|grad| + an allowance for the
+ * loss's float32 rounding, which each test states with its step h). Gradients too small for single
+ * coordinates to move a float32 loss are checked along directions instead (derivative along g/|g|
+ * and along a random direction within 3e-2). Every LoRA tensor's gradient has the tensor's shape and
+ * is not all zeros; every training graph passes the ONNX checker.
+ *
+ * <p>Worst relative errors seen (|analytic − numeric| / max|grad|): resnet18 1.6e-2 (conv1's A,
+ * where ReLU kinks fall inside ±h), 2e-4 at fc; mobilenet_v3_small head and last block 1.4e-2;
+ * its early blocks 1.5e-2; all-MiniLM-L6-v2 2.3e-2 (layer 0 query), 3e-4 at the head.
  */
 class LoraGradientTest {
 
