@@ -331,9 +331,10 @@ final class NnRules {
             pointwise &= kernel[i] == 1 && geo.strides()[i] == 1 && pads[i] == 0 && pads[i + k] == 0;
         }
         if (pointwise) {
-            // 1×1 convolution: dW = Σ_n g_n · x_nᵀ over the flattened spatial positions
-            String g3 = c.reshape(g, c.concat0(c.dim(g, 0), c.dim(g, 1), c.ints(-1)));
-            String x3 = c.reshape(x, c.concat0(c.dim(x, 0), c.dim(x, 1), c.ints(-1)));
+            // 1×1 convolution: dW = Σ_n g_n · x_nᵀ over the flattened spatial positions; Reshape's 0 keeps
+            // batch and channels as they are, with no Shape / Slice / Concat at run time
+            String g3 = c.reshape(g, c.ints(0, 0, -1));
+            String x3 = c.reshape(x, c.ints(0, 0, -1));
             String prod = c.op("MatMul", g3, c.transpose(x3, 0, 2, 1));
             return c.reshapeLike(c.reduce("ReduceSum", prod, new long[] {0}, false), c.node().input(1));
         }
@@ -485,7 +486,13 @@ final class NnRules {
     static void globalAveragePool(GradContext c) {
         String x = c.input(0);
         String g = c.outGrad(0);
-        String count = c.op("Div", c.sizeAs(x, x), c.sizeAs(c.output(0), x));
+        // the window is the whole spatial extent: a constant when the spatial sizes are known
+        ValueType xt = c.type(x);
+        long spatial = xt.hasRank() ? 1 : -1;
+        for (int i = 2; i < xt.rank() && spatial > 0; i++) {
+            spatial = xt.dim(i) >= 0 ? spatial * xt.dim(i) : -1;
+        }
+        String count = spatial > 0 ? c.scalarLike(spatial, x) : c.op("Div", c.sizeAs(x, x), c.sizeAs(c.output(0), x));
         c.setGrad(0, c.op("Expand", c.op("Div", g, count), c.shape(x)));
     }
 
@@ -512,20 +519,26 @@ final class NnRules {
         System.arraycopy(range(2, r), 0, reduceAxes, 1, r - 2);
         Optional<Tensor> scale = c.constant(c.input(1));
         Optional<Tensor> var = c.constant(c.input(4));
-        String invStd;
-        if (var.isPresent()) {
-            double[] v = var.get().toDoubleArray();
-            double[] inv = new double[v.length];
-            for (int i = 0; i < v.length; i++) {
-                inv[i] = 1.0 / Math.sqrt(v[i] + (double) eps);
+        // the input's gradient folds scale / sqrt(var + eps) into one constant when both are constants;
+        // 1 / sqrt(var + eps) alone is emitted only when something reads it (ONNX Runtime warns about unused initializers)
+        boolean foldedFactor = scale.isPresent() && var.isPresent();
+        String invStd = null;
+        if (c.needsGrad(1) || (c.needsGrad(0) && !foldedFactor)) {
+            if (var.isPresent()) {
+                double[] v = var.get().toDoubleArray();
+                double[] inv = new double[v.length];
+                for (int i = 0; i < v.length; i++) {
+                    inv[i] = 1.0 / Math.sqrt(v[i] + (double) eps);
+                }
+                invStd = c.initializer("bn_inv_std", channelTensor(inv, r, c.dtype(x)));
+            } else {
+                invStd = c.unsqueeze(c.op("Reciprocal", c.op("Sqrt", c.op("Add", c.input(4), c.scalarLike(eps, x)))),
+                        perChannel);
             }
-            invStd = c.initializer("bn_inv_std", channelTensor(inv, r, c.dtype(x)));
-        } else {
-            invStd = c.unsqueeze(c.op("Reciprocal", c.op("Sqrt", c.op("Add", c.input(4), c.scalarLike(eps, x)))), perChannel);
         }
         if (c.needsGrad(0)) {
             String factor;
-            if (scale.isPresent() && var.isPresent()) {
+            if (foldedFactor) {
                 double[] s = scale.get().toDoubleArray();
                 double[] v = var.get().toDoubleArray();
                 double[] f = new double[s.length];

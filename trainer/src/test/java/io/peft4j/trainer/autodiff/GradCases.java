@@ -121,6 +121,8 @@ final class GradCases {
         l.add(of("Conv").label("groups 2, trainable weight as input-only").f32().x("x", 2, 4, 5, 5).frozen("w", GradCheck.Domain.ANY, 4, 2, 1, 1)
                 .attrs(b -> b.attr("group", 2L)));
         l.add(of("Conv").label("1x1").f32().x("x", B, 4, 3, 3).x("w", 2, 4, 1, 1).batches(2, 3));
+        l.add(of("Conv").label("1x1, unknown sizes").f32().x("x", 2, 4, 3, 2).x("w", 2, 4, 1, 1)
+                .attrs(b -> b.attr("kernel_shape", 1, 1)).noShapes());
         l.add(of("Conv").label("auto_pad SAME_UPPER stride 2").f32().x("x", 1, 2, 5, 5).x("w", 2, 2, 3, 3)
                 .attrs(b -> b.attr("auto_pad", "SAME_UPPER").attr("strides", 2, 2)));
         l.add(of("Conv").label("auto_pad SAME_LOWER").f32().x("x", 1, 2, 4, 4).x("w", 2, 2, 2, 2)
@@ -140,6 +142,7 @@ final class GradCases {
         l.add(of("AveragePool").label("3x3 stride 2 pad 1, pads counted").f32().x("x", 1, 2, 5, 5)
                 .attrs(b -> b.attr("kernel_shape", 3, 3).attr("strides", 2, 2).attr("pads", 1, 1, 1, 1).attr("count_include_pad", 1L)));
         l.add(of("GlobalAveragePool").f32().x("x", B, 3, 4, 5).batches(1, 2));
+        l.add(of("GlobalAveragePool").label("unknown sizes").f32().x("x", 2, 3, 4, 5).noShapes());
         // ---- normalization
         l.add(of("BatchNormalization").label("frozen statistics").x("x", B, 3, 4, 4).frozen("scale", GradCheck.Domain.ANY, 3)
                 .frozen("bias", GradCheck.Domain.ANY, 3).frozen("mean", GradCheck.Domain.ANY, 3).frozen("var", POSITIVE, 3).batches(1, 2));
