@@ -26,8 +26,9 @@ public final class Bench {
 
     /** One line for the report. */
     public static String summary() {
-        return "ONNX Runtime CPU, " + THREADS + " intra-op threads, 1 inter-op thread, sequential execution, all graph "
-                + "optimizations; batch " + BATCH + "; LoRA r = " + RANK + ", alpha = " + (long) ALPHA
+        return "ONNX Runtime CPU, one pool of " + THREADS + " intra-op threads shared by the sessions (worker threads "
+                + (OrtSupport.spinning() ? "spin while waiting, ONNX Runtime's default" : "do not spin") + "), sequential "
+                + "execution, all graph optimizations; batch " + BATCH + "; LoRA r = " + RANK + ", alpha = " + (long) ALPHA
                 + "; multi-adapter batches mix " + ADAPTERS + " adapters";
     }
 }

@@ -5,11 +5,13 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtLoraAdapter;
 import ai.onnxruntime.OrtSession;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.peft4j.core.adapter.AdapterBundle;
 import io.peft4j.core.adapter.AdapterConfig;
 import io.peft4j.core.adapter.PeftKey;
 import io.peft4j.core.onnx.Graph;
 import io.peft4j.core.onnx.Model;
+import io.peft4j.core.onnx.Node;
 import io.peft4j.core.onnx.OnnxIO;
 import io.peft4j.core.onnx.ValueInfos;
 import io.peft4j.core.peft.AdapterBinding;
@@ -36,6 +38,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
+import java.util.TreeMap;
 import java.util.stream.Stream;
 
 /**
@@ -53,13 +56,17 @@ import java.util.stream.Stream;
 public final class Fixtures {
 
     /** Bump when what is prepared changes; the settings are part of it. */
-    static final String VERSION = "1 r=" + Bench.RANK + " alpha=" + Bench.ALPHA + " k=" + Bench.ADAPTERS + " sigma="
+    static final String VERSION = "2 r=" + Bench.RANK + " alpha=" + Bench.ALPHA + " k=" + Bench.ADAPTERS + " sigma="
             + Bench.B_SIGMA;
     private static final String STAMP = "fixtures.stamp";
 
     /** What a workload's benchmarks load. */
     public record Prepared(Workload workload, Path dir, Path base, Path merged, Path side, Path multi, List<Path> adapterFiles,
                            Path bundle) {
+        /** Node counts per op type before and after ONNX Runtime's optimizations, per model (JSON). */
+        public Path opsFile() {
+            return dir.resolve("optimized-ops.json");
+        }
     }
 
     private Fixtures() {
@@ -199,8 +206,16 @@ public final class Fixtures {
      */
     static void check(Prepared p) {
         Map<String, Tensor> in = p.workload().inputs(7);
-        try (OrtSession base = OrtSupport.session(p.base()); OrtSession merged = OrtSupport.session(p.merged());
-             OrtSession side = OrtSupport.session(p.side()); OrtSession multi = OrtSupport.session(p.multi());
+        Path opt = p.dir().resolve("optimized");
+        try {
+            Files.createDirectories(opt);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        try (OrtSession base = OrtSupport.session(p.base(), opt.resolve("base.onnx"));
+             OrtSession merged = OrtSupport.session(p.merged(), opt.resolve("merged.onnx"));
+             OrtSession side = OrtSupport.session(p.side(), opt.resolve("side.onnx"));
+             OrtSession multi = OrtSupport.session(p.multi(), opt.resolve("multi.onnx"));
              OrtLoraAdapter a1 = OrtLoraAdapter.create(p.adapterFiles().get(0).toString());
              OrtSession.RunOptions o1 = new OrtSession.RunOptions()) {
             o1.addActiveLoraAdapter(a1);
@@ -234,6 +249,42 @@ public final class Fixtures {
         } catch (OrtException e) {
             throw new IllegalStateException("ONNX Runtime failed on the " + p.workload().id() + " fixtures: " + e.getMessage(), e);
         }
+        countOptimizedOps(p, opt);
+    }
+
+    /**
+     * What ONNX Runtime runs: the node count per op type of each model before and after its graph
+     * optimizations, written to {@code optimized-ops.json} for the report (the optimized models
+     * themselves are deleted).
+     */
+    static void countOptimizedOps(Prepared p, Path opt) {
+        Map<String, Path> models = new LinkedHashMap<>();
+        models.put("base", p.base());
+        models.put("merged", p.merged());
+        models.put("side", p.side());
+        models.put("multi", p.multi());
+        Map<String, Map<String, Map<String, Integer>>> counts = new LinkedHashMap<>();
+        try {
+            for (Map.Entry<String, Path> e : models.entrySet()) {
+                Map<String, Map<String, Integer>> m = new LinkedHashMap<>();
+                m.put("original", opCounts(OnnxIO.read(e.getValue())));
+                Path optimized = opt.resolve(e.getKey() + ".onnx");
+                m.put("optimized", opCounts(OnnxIO.read(optimized)));
+                counts.put(e.getKey(), m);
+            }
+            new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(p.opsFile().toFile(), counts);
+            deleteTree(opt);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static Map<String, Integer> opCounts(Model m) {
+        Map<String, Integer> c = new TreeMap<>();
+        for (Node n : m.graph().nodes()) {
+            c.merge(n.opType(), 1, Integer::sum);
+        }
+        return c;
     }
 
     private static float[] first(OrtSession.Result r) throws OrtException {

@@ -22,29 +22,53 @@ public final class OrtSupport {
     private OrtSupport() {
     }
 
+    private static OrtEnvironment env;
+
     /**
-     * The one environment, logging errors only: side models declare the LoRA inputs with
-     * initializer defaults, and ONNX Runtime warns once per such input on every session.
+     * The one environment: one global pool of {@link Bench#THREADS} intra-op threads that every
+     * session shares (a paired benchmark has two sessions open, and a second pool spinning while
+     * the other session runs would steal its cores), logging errors only (side models declare the
+     * LoRA inputs with initializer defaults, and ONNX Runtime warns once per such input). Worker
+     * threads spin as ONNX Runtime does by default, unless {@code -Dpeft4j.bench.spin=0}.
      */
-    public static OrtEnvironment env() {
-        return OrtEnvironment.getEnvironment(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, "peft4j-bench");
+    public static synchronized OrtEnvironment env() {
+        if (env == null) {
+            try (OrtEnvironment.ThreadingOptions t = new OrtEnvironment.ThreadingOptions()) {
+                t.setGlobalIntraOpNumThreads(Bench.THREADS);
+                t.setGlobalInterOpNumThreads(1);
+                t.setGlobalSpinControl(spinning());
+                env = OrtEnvironment.getEnvironment(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, "peft4j-bench", t);
+            } catch (OrtException e) {
+                throw new IllegalStateException("cannot set up ONNX Runtime's thread pool: " + e.getMessage(), e);
+            }
+        }
+        return env;
+    }
+
+    /** Whether ONNX Runtime's worker threads spin while waiting for work ({@code -Dpeft4j.bench.spin}, default yes). */
+    public static boolean spinning() {
+        return !"0".equals(System.getProperty("peft4j.bench.spin", "1"));
     }
 
     /**
-     * A CPU session on a model file with the benchmark settings: {@link Bench#THREADS} intra-op
-     * threads, one inter-op thread, sequential execution, all graph optimizations.
+     * A CPU session on a model file with the benchmark settings: the environment's shared pool of
+     * {@link Bench#THREADS} intra-op threads, sequential execution, all graph optimizations.
      */
     public static OrtSession session(Path model) throws OrtException {
+        return session(model, null);
+    }
+
+    /** {@link #session(Path)}, also writing the graph as optimized to {@code optimizedOut} (null: not). */
+    public static OrtSession session(Path model, Path optimizedOut) throws OrtException {
+        OrtEnvironment e = env();
         try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
-            o.setIntraOpNumThreads(Bench.THREADS);
-            o.setInterOpNumThreads(1);
+            o.disablePerSessionThreads();
             o.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
             o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
-            String spin = System.getProperty("peft4j.bench.spin");
-            if (spin != null) {
-                o.addConfigEntry("session.intra_op.allow_spinning", spin);
+            if (optimizedOut != null) {
+                o.setOptimizedModelFilePath(optimizedOut.toAbsolutePath().toString());
             }
-            return env().createSession(model.toAbsolutePath().toString(), o);
+            return e.createSession(model.toAbsolutePath().toString(), o);
         }
     }
 

@@ -75,7 +75,7 @@ public final class Report {
 
     /** What the report states besides the results. */
     record Context(String command, ZonedDateTime date, double wallSeconds, String loadBefore, Map<String, String> machine,
-                   List<String> notes) {
+                   List<String> notes, Map<String, JsonNode> graphs) {
     }
 
     private Report() {
@@ -302,6 +302,8 @@ public final class Report {
             }
         }
 
+        renderGraphs(md, results, ctx.graphs());
+
         md.append("\n## All results\n\n");
         md.append("JMH's own score per benchmark (for a paired benchmark: one invocation, both sides together), and ")
                 .append("for paired ones the runs timed on both sides. Forks × measurement iterations × iteration time; ")
@@ -341,14 +343,79 @@ public final class Report {
                 arithmetic). Nothing is reloaded; `reloadSession` shows what a reload would cost instead, and \
                 `copyAdapterTensors` what copying one adapter's bytes costs (the allowance in the target).
                 - **Why side costs more than merged.** The side graph computes the low-rank branch \
-                (`x·Aᵀ·Bᵀ·s`, for a Conv an extra r-channel Conv with the base kernel plus a 1×1 Conv) and adds it \
-                to the layer's output; ONNX Runtime can no longer fold a following BatchNorm into that Conv. \
-                The multi model computes the branch for all 4 adapters (4 × r channels) and masks per row.
+                (`s·B(A(x))`; for a Conv, an r-channel Conv with the base kernel and a 1×1 Conv) and adds it to \
+                the layer's output. That Add sits between a Conv and its BatchNorm, so ONNX Runtime cannot fuse \
+                Conv, BatchNorm, Relu and the residual Add into one NCHWc Conv as it does for base and merged, \
+                and the LoRA factors are graph inputs, so they are not pre-packed like constant weights \
+                (*What ONNX Runtime runs* shows the nodes that remain). The multi model has the same structure \
+                with constant factors, computing the branch for all 4 adapters (4 × r channels) and masking it \
+                per row.
                 - **Side-model inputs.** `Peft.inject` makes each module's `lora_scaling` a scalar input; ONNX \
                 Runtime refuses rank-0 adapter parameters, so the benchmark's side models declare them with \
                 shape [1] (the same broadcast in the scaling Mul).
                 """);
         return md.toString();
+    }
+
+    /**
+     * Per workload that ran, each model's node count in its file and after ONNX Runtime's graph
+     * optimizations, with the most frequent ops after them (from the fixtures' optimized-ops.json).
+     */
+    private static void renderGraphs(StringBuilder md, List<Result> results, Map<String, JsonNode> graphs) {
+        boolean any = false;
+        for (Map.Entry<String, JsonNode> g : graphs.entrySet()) {
+            if (results.stream().noneMatch(r -> r.workload().equals(g.getKey()))) {
+                continue;
+            }
+            if (!any) {
+                md.append("\n## What ONNX Runtime runs\n\n");
+                md.append("Nodes per model in the file and after ONNX Runtime's graph optimizations (all levels, as ")
+                        .append("benchmarked), with the ops left most often. Fused ops (a Conv with its BatchNorm, ")
+                        .append("activation and residual Add; LayerNormalization; BiasGelu) count once.\n");
+                any = true;
+            }
+            md.append("\n| ").append(g.getKey()).append(" | nodes in file | nodes run | most frequent ops run |\n")
+                    .append("|---|---|---|---|\n");
+            g.getValue().fields().forEachRemaining(model -> {
+                JsonNode opt = model.getValue().path("optimized");
+                List<Map.Entry<String, Integer>> ops = new ArrayList<>();
+                opt.fields().forEachRemaining(e -> ops.add(Map.entry(e.getKey(), e.getValue().asInt())));
+                ops.sort((a, b) -> b.getValue() != a.getValue().intValue() ? b.getValue() - a.getValue() : a.getKey().compareTo(b.getKey()));
+                StringBuilder top = new StringBuilder();
+                for (int i = 0; i < Math.min(8, ops.size()); i++) {
+                    top.append(i == 0 ? "" : ", ").append(ops.get(i).getKey()).append(" ").append(ops.get(i).getValue());
+                }
+                if (ops.size() > 8) {
+                    top.append(", …");
+                }
+                md.append("| ").append(model.getKey()).append(" | ").append(total(model.getValue().path("original")))
+                        .append(" | ").append(total(opt)).append(" | ").append(top).append(" |\n");
+            });
+        }
+    }
+
+    private static int total(JsonNode counts) {
+        int n = 0;
+        for (JsonNode c : counts) {
+            n += c.asInt();
+        }
+        return n;
+    }
+
+    /** The fixtures' optimized-ops.json per workload, where present. */
+    static Map<String, JsonNode> graphs(Path work) {
+        Map<String, JsonNode> m = new LinkedHashMap<>();
+        for (Workload w : Workload.values()) {
+            Path f = work.resolve(w.id()).resolve("optimized-ops.json");
+            if (Files.isRegularFile(f)) {
+                try {
+                    m.put(w.id(), new ObjectMapper().readTree(f.toFile()));
+                } catch (IOException e) {
+                    System.err.println("bench report: warning: cannot read " + f + ": " + e.getMessage());
+                }
+            }
+        }
+        return m;
     }
 
     private static String describe(String benchmark) {
@@ -462,7 +529,7 @@ public final class Report {
             List<Result> rs = read(root);
             double wall = opt.containsKey("--wall-seconds") ? Double.parseDouble(opt.get("--wall-seconds")) : 0;
             Context ctx = new Context(opt.getOrDefault("--command", "bench/run"), ZonedDateTime.now(ZoneOffset.UTC), wall,
-                    opt.get("--load-before"), Machine.describe(), notes);
+                    opt.get("--load-before"), Machine.describe(), notes, graphs(Fixtures.workDir()));
             String md = render(rs, ctx);
             write(out, md);
             System.out.print(summary(rs));

@@ -117,7 +117,7 @@ class ReportTest {
     @Test
     void markdownStatesCommandMachineAndEveryComparison() throws Exception {
         Report.Context ctx = new Report.Context("bench/run --only X", ZonedDateTime.of(2026, 1, 2, 3, 4, 0, 0, ZoneOffset.UTC),
-                125, "0.10 0.20 0.30", Map.of("CPU", "Test CPU | 9000"), List.of("a note"));
+                125, "0.10 0.20 0.30", Map.of("CPU", "Test CPU | 9000"), List.of("a note"), Map.of());
         String md = Report.render(results(), ctx);
         assertTrue(md.startsWith("# Benchmarks\n"), md);
         assertTrue(md.contains("`bench/run --only X`"), md);
