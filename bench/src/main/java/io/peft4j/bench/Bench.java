@@ -12,6 +12,13 @@ public final class Bench {
     public static final int BATCH = 8;
     /** Tokens per sequence (MiniLM). */
     public static final int SEQ = 128;
+    /**
+     * Rows of the batch the adapter-switching benchmarks run: switching costs the same whatever the
+     * batch, and a small one keeps that cost from drowning in the run's own noise.
+     */
+    public static final int SMALL_BATCH = 1;
+    /** Tokens per sequence in the small batch (MiniLM). */
+    public static final int SMALL_SEQ = 16;
     /** LoRA rank of every benchmark adapter. */
     public static final int RANK = 8;
     /** LoRA alpha (scale alpha / r = 2). */

@@ -36,6 +36,11 @@ final class Session implements AutoCloseable {
         return open(w, model, null, w.inputs(42));
     }
 
+    /** A session on {@code model} fed a small batch ({@link Bench#SMALL_BATCH}). */
+    static Session small(Workload w, Path model) throws OrtException {
+        return open(w, model, null, w.inputs(42, Bench.SMALL_BATCH, Bench.SMALL_SEQ));
+    }
+
     /** A session on the side model with adapter {@code file} active on every run. */
     static Session withAdapter(Workload w, Path sideModel, Path file) throws OrtException {
         return open(w, sideModel, file, w.inputs(42));

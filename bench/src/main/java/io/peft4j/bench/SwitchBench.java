@@ -25,7 +25,10 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Switching adapters on one side-graph session, as a server does it: every run makes its own
- * {@code RunOptions} and activates the request's adapter; nothing is reloaded.
+ * {@code RunOptions} and activates the request's adapter; nothing is reloaded. The paired runs use
+ * a small batch ({@link Bench#SMALL_BATCH} row; MiniLM {@link Bench#SMALL_SEQ} tokens): what
+ * activating an adapter costs does not depend on the batch, and a run of a few milliseconds lets a
+ * difference well under one millisecond show above the noise.
  * <ul>
  *   <li>{@code switchVsKeep} — paired (see {@link Pair}): blocks of runs that switch adapter on
  *       every run (2, 1, 2, 1) vs blocks that keep adapter 1; the difference per run is the switch
@@ -70,7 +73,7 @@ public class SwitchBench {
         String method = params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1);
         switch (method) {
             case "switchVsKeep", "adapterVsNone" -> {
-                side = Session.plain(w, prepared.side());
+                side = Session.small(w, prepared.side());
                 first = OrtLoraAdapter.create(prepared.adapterFiles().get(0).toString());
                 second = OrtLoraAdapter.create(prepared.adapterFiles().get(1).toString());
             }
@@ -96,6 +99,7 @@ public class SwitchBench {
      * none of its runs switches.
      */
     @Benchmark
+    @Measurement(iterations = 12, time = 1)
     public Object switchVsKeep(Pair pair) throws Exception {
         switchingFirst = !switchingFirst;
         Object out = null;
@@ -110,14 +114,16 @@ public class SwitchBench {
     }
 
     @Benchmark
+    @Measurement(iterations = 12, time = 1)
     public Object adapterVsNone(Pair pair) throws Exception {
         return pair.once(() -> side.runWithFreshOptions(first), side::run);
     }
 
     @Benchmark
     @OutputTimeUnit(TimeUnit.MICROSECONDS)
+    @Fork(value = 1, jvmArgsAppend = {"-Xms1g", "-Xmx3g"})
     @Warmup(iterations = 2, time = 1)
-    @Measurement(iterations = 4, time = 1)
+    @Measurement(iterations = 5, time = 1)
     public ByteBuffer copyAdapterTensors() {
         copy.clear();
         copy.put(adapterBytes);
@@ -126,8 +132,9 @@ public class SwitchBench {
 
     @Benchmark
     @OutputTimeUnit(TimeUnit.MICROSECONDS)
+    @Fork(value = 1, jvmArgsAppend = {"-Xms1g", "-Xmx3g"})
     @Warmup(iterations = 2, time = 1)
-    @Measurement(iterations = 4, time = 1)
+    @Measurement(iterations = 5, time = 1)
     public void createAdapter() throws OrtException {
         OrtLoraAdapter.create(prepared.adapterFiles().get(1).toString()).close();
     }

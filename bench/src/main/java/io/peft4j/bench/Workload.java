@@ -49,9 +49,9 @@ public enum Workload {
         }
 
         @Override
-        Map<String, Tensor> inputs(long seed) {
+        Map<String, Tensor> inputs(long seed, int batch, int seq) {
             Random r = new Random(seed);
-            long[] shape = {Bench.BATCH, 3, 64, 64};
+            long[] shape = {batch, 3, 64, 64};
             float[] v = new float[Math.toIntExact(Tensor.numel(shape))];
             for (int i = 0; i < v.length; i++) {
                 v[i] = (float) r.nextGaussian();
@@ -92,14 +92,14 @@ public enum Workload {
         }
 
         @Override
-        Map<String, Tensor> inputs(long seed) {
+        Map<String, Tensor> inputs(long seed, int batch, int seq) {
             Random r = new Random(seed);
-            long[] shape = {Bench.BATCH, Bench.SEQ};
+            long[] shape = {batch, seq};
             long[] ids = new long[Math.toIntExact(Tensor.numel(shape))];
             long[] mask = new long[ids.length];
             for (int i = 0; i < ids.length; i++) {
-                int pos = i % Bench.SEQ;
-                ids[i] = pos == 0 ? 101 : pos == Bench.SEQ - 1 ? 102 : 1000 + r.nextInt(28000);   // [CLS] … [SEP]
+                int pos = i % seq;
+                ids[i] = pos == 0 ? 101 : pos == seq - 1 ? 102 : 1000 + r.nextInt(28000);   // [CLS] … [SEP]
                 mask[i] = 1;
             }
             Map<String, Tensor> m = new LinkedHashMap<>();
@@ -133,8 +133,13 @@ public enum Workload {
     /** {@code target_modules} of the benchmark adapters. */
     abstract List<String> targets(Model base);
 
-    /** The input batch, by graph input name. */
-    abstract Map<String, Tensor> inputs(long seed);
+    /** An input batch of {@code batch} rows (sequences of {@code seq} tokens; images ignore it), by graph input name. */
+    abstract Map<String, Tensor> inputs(long seed, int batch, int seq);
+
+    /** The benchmark batch: {@link Bench#BATCH} rows of {@link Bench#SEQ} tokens. */
+    Map<String, Tensor> inputs(long seed) {
+        return inputs(seed, Bench.BATCH, Bench.SEQ);
+    }
 
     /** The LoRA configuration every benchmark adapter of this workload has (r = 8, alpha = 16). */
     AdapterConfig loraConfig(Model base) {
