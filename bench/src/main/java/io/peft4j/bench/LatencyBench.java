@@ -21,6 +21,8 @@ import java.util.concurrent.TimeUnit;
  * Inference latency of one batch on the models the exporter writes, each paired with its baseline
  * (see {@link Pair}); one CPU session per model, {@link Bench#THREADS} threads:
  * <ul>
+ *   <li>{@code baseVsBase} — a control: two sessions on the base model, which should give 1; how far
+ *       it is from 1 shows what the pairing cannot remove on this machine;</li>
  *   <li>{@code mergedVsBase} — adapter 1 merged into the weights vs the base model;</li>
  *   <li>{@code sideVsMerged} — the side-graph model with adapter 1 active through ONNX Runtime's
  *       LoRA API ({@code OrtLoraAdapter} from its {@code .onnx_adapter} file) vs the merged model;</li>
@@ -49,6 +51,10 @@ public class LatencyBench {
         Fixtures.Prepared p = Fixtures.get(w);
         String method = params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1);
         switch (method) {
+            case "baseVsBase" -> {
+                candidate = Session.plain(w, p.base());
+                baseline = Session.plain(w, p.base());
+            }
             case "mergedVsBase" -> {
                 candidate = Session.plain(w, p.merged());
                 baseline = Session.plain(w, p.base());
@@ -68,6 +74,11 @@ public class LatencyBench {
     @TearDown(Level.Trial)
     public void close() {
         OrtSupport.close(candidate, baseline);
+    }
+
+    @Benchmark
+    public Object baseVsBase(Pair pair) throws Exception {
+        return pair.once(candidate::run, baseline::run);
     }
 
     @Benchmark

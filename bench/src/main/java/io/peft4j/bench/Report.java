@@ -47,6 +47,8 @@ public final class Report {
     }
 
     static final List<Check> CHECKS = List.of(
+            new Check("LatencyBench.baseVsBase", "Control: base vs base (two sessions on one model; 1 when the pairing works)",
+                    "base", "base", Kind.RATIO_INFO, Double.NaN),
             new Check("LatencyBench.mergedVsBase", "Merged vs base latency", "merged", "base", Kind.RATIO_AT_MOST, 1.02),
             new Check("LatencyBench.sideVsMerged", "Side (r = 8, OrtLoraAdapter active) vs merged latency", "side",
                     "merged", Kind.RATIO_AT_MOST, 1.10),
