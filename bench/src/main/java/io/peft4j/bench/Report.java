@@ -288,8 +288,8 @@ public final class Report {
                 md.append("| ").append(r.check().what()).append(" | ").append(r.workload())
                         .append(" | ").append(r.check().candidate()).append(' ').append(ms(p.candidateMs()))
                         .append(" | ").append(r.check().baseline()).append(' ').append(ms(p.baselineMs()))
-                        .append(" | ").append(result).append(" | ").append(r.target()).append(" | **").append(r.verdict())
-                        .append("** |\n");
+                        .append(" | ").append(result).append(" | ").append(r.target()).append(" | ")
+                        .append(r.verdict().equals("—") ? "—" : "**" + r.verdict() + "**").append(" |\n");
             }
         }
 
