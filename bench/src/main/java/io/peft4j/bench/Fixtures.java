@@ -226,7 +226,7 @@ public final class Fixtures {
             multiIn.put(Stack.ADAPTER_INDEX, Tensor.ofLongs(new long[] {Bench.BATCH}, ones));
             Map<String, OnnxTensor> multiFeeds = OrtSupport.toOrt(multiIn);
             try {
-                float[] yBase = first(base.run(feeds, new OrtSession.RunOptions()));
+                float[] yBase = first(base.run(feeds));
                 float[] yMerged = first(merged.run(feeds));
                 float[] ySide = first(side.run(feeds, o1));
                 float[] yOff = first(side.run(feeds));
