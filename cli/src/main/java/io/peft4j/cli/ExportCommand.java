@@ -36,6 +36,7 @@ import java.util.concurrent.Callable;
 
 /** {@code peft4j export --base BASE.onnx --adapter [NAME=]DIR ... --mode merged|side|multi --out PKG_DIR}. */
 @Command(name = "export",
+        header = "Write a model package (merged, side or multi) from a base model and adapters.",
         description = {
             "Write a model package (model.onnx, manifest.json, adapters/<name>/) from a base model and adapters",
             "in the Hugging Face PEFT layout (ours or PEFT's own; every key must map onto the graph):",

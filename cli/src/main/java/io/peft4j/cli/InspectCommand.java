@@ -26,6 +26,7 @@ import java.util.stream.Collectors;
 
 /** {@code peft4j inspect MODEL.onnx [--json]}. */
 @Command(name = "inspect",
+        header = "Show the inputs, outputs and the layers an adapter can target in an ONNX model.",
         description = {
             "Show what an ONNX model offers to PEFT: its inputs and outputs, opsets, parameter count,",
             "whether BatchNorm was folded into the convolutions, and every layer an adapter can target",

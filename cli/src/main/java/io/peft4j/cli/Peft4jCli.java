@@ -69,6 +69,7 @@ public final class Peft4jCli implements Callable<Integer> {
      */
     public static CommandLine newCommandLine() {
         CommandLine commandLine = new CommandLine(new Peft4jCli());
+        commandLine.setUsageHelpWidth(110);
         commandLine.setParameterExceptionHandler(ErrorReporting::handleUsageError);
         commandLine.setExecutionExceptionHandler(ErrorReporting::handleFailure);
         return commandLine;

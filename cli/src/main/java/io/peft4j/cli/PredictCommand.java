@@ -30,6 +30,7 @@ import java.util.concurrent.Callable;
  * and {@code peft4j predict --model PKG_DIR [--adapter NAME] IMAGE...}.
  */
 @Command(name = "predict",
+        header = "Run a model package (or an ONNX model) in ONNX Runtime on the CPU.",
         description = {
             "Run a model package (or an ONNX model) in ONNX Runtime on the CPU.",
             "  --npy [INPUT=]IN.npy ... --out OUT.npy   NumPy arrays in and out (float32 / int64, C order)",

@@ -37,6 +37,7 @@ import java.util.concurrent.Callable;
  * the base model's fingerprint, reloads it, and shows that another base model is refused.
  */
 @Command(name = "quickstart",
+        header = "Run the main job end to end on an embedded default model.",
         description = {
             "Run the main job end to end on an embedded default: write a small defect-detection base model",
             "(ONNX, weights as external data), verify it in ONNX Runtime, list the layers an adapter can target,",
