@@ -91,7 +91,8 @@ public final class Report {
             String full = b.path("benchmark").asText();
             String[] parts = full.split("\\.");
             String name = parts.length >= 2 ? parts[parts.length - 2] + "." + parts[parts.length - 1] : full;
-            String workload = b.path("params").path("workload").asText("");
+            // the training benchmarks' parameter is "model" (TrainBench)
+            String workload = b.path("params").path("workload").asText(b.path("params").path("model").asText(""));
             JsonNode pm = b.path("primaryMetric");
             Estimate score = Estimate.reported(pm.path("score").asDouble(Double.NaN), number(pm.path("scoreError")),
                     count(pm.path("rawData")));
@@ -292,6 +293,8 @@ public final class Report {
                         .append(r.verdict().equals("—") ? "—" : "**" + r.verdict() + "**").append(" |\n");
             }
         }
+
+        TrainingReport.render(md, results, TrainingReport.dir());
 
         List<Result> singles = results.stream().filter(r -> r.paired() == null).toList();
         if (!singles.isEmpty()) {
@@ -552,6 +555,7 @@ public final class Report {
                     (r.check().kind() == Kind.EXTRA_MS_BELOW ? signed(r.value()) + " ms" : plusMinus(r.value(), 3))
                             + "  " + r.target() + "  " + r.verdict()));
         }
+        sb.append(TrainingReport.summary(rs, TrainingReport.dir()));
         return sb.toString();
     }
 
