@@ -140,7 +140,7 @@ final class TrainingReport {
     static void render(StringBuilder md, List<Report.Result> results, Path dir) {
         List<Row> rows = rows(results, dir);
         List<JsonNode> mem = memory(dir);
-        if (rows.isEmpty() && mem.isEmpty()) {
+        if (rows.isEmpty()) {   // the memory files alone may be left from another run
             return;
         }
         md.append("\n## Training\n\n");
