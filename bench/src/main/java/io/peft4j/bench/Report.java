@@ -91,8 +91,7 @@ public final class Report {
             String full = b.path("benchmark").asText();
             String[] parts = full.split("\\.");
             String name = parts.length >= 2 ? parts[parts.length - 2] + "." + parts[parts.length - 1] : full;
-            // the training benchmarks' parameter is "model" (TrainBench)
-            String workload = b.path("params").path("workload").asText(b.path("params").path("model").asText(""));
+            String workload = b.path("params").path("workload").asText("");
             JsonNode pm = b.path("primaryMetric");
             Estimate score = Estimate.reported(pm.path("score").asDouble(Double.NaN), number(pm.path("scoreError")),
                     count(pm.path("rawData")));
@@ -319,7 +318,7 @@ public final class Report {
             String plan = j.path("forks").asInt() + " × " + j.path("measurementIterations").asInt() + " × "
                     + j.path("measurementTime").asText() + " (warm-up " + j.path("warmupIterations").asInt() + " × "
                     + j.path("warmupTime").asText() + ")";
-            md.append("| ").append(r.benchmark()).append(" | ").append(r.workload()).append(" | ")
+            md.append("| ").append(r.benchmark()).append(" | ").append(TrainingReport.workloadOrModel(r)).append(" | ")
                     .append(plusMinus(r.score(), 3)).append(' ').append(unit(r.unit())).append(" | ")
                     .append(r.paired() == null ? "—" : String.valueOf(r.paired().runs())).append(" | ").append(plan)
                     .append(" |\n");

@@ -98,17 +98,32 @@ final class TrainingReport {
         return new Estimate(r, any ? r * Math.sqrt(ea * ea + eb * eb) : Double.NaN, Math.min(a.samples(), b.samples()));
     }
 
+    /** A training benchmark's model (its JMH parameter is {@code model}, not {@code workload}). */
+    static String model(Report.Result r) {
+        return r.json().path("params").path("model").asText("");
+    }
+
+    /** What the report's table of all results names as a result's workload. */
+    static String workloadOrModel(Report.Result r) {
+        return r.workload().isEmpty() ? model(r) : r.workload();
+    }
+
+    private static Report.Paired find(List<Report.Result> results, String benchmark, String model) {
+        return results.stream().filter(r -> r.benchmark().equals(benchmark) && model(r).equals(model)).findFirst()
+                .map(Report.Result::paired).orElse(null);
+    }
+
     static List<Row> rows(List<Report.Result> results, Path dir) {
         Set<String> models = new LinkedHashSet<>();
         for (Report.Result r : results) {
             if ((r.benchmark().equals(BACKWARD) || r.benchmark().equals(STEP)) && r.paired() != null) {
-                models.add(r.workload());
+                models.add(model(r));
             }
         }
         List<Row> rows = new ArrayList<>();
         for (String m : models) {
-            Report.Paired backward = Report.find(results, BACKWARD, m).map(Report.Result::paired).orElse(null);
-            Report.Paired step = Report.find(results, STEP, m).map(Report.Result::paired).orElse(null);
+            Report.Paired backward = find(results, BACKWARD, m);
+            Report.Paired step = find(results, STEP, m);
             PyTorch py = pytorch(dir, m);
             Estimate ratio = step == null ? new Estimate(Double.NaN, Double.NaN, 0) : ratio(step.candidateMs(), py.ms());
             String verdict = step == null ? "no data" : Report.atMost(ratio, TARGET);
