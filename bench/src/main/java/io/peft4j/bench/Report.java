@@ -293,6 +293,8 @@ public final class Report {
             }
         }
 
+        TrainingReport.render(md, results, TrainingReport.dir());
+
         List<Result> singles = results.stream().filter(r -> r.paired() == null).toList();
         if (!singles.isEmpty()) {
             md.append("\n## Other measurements\n\n");
@@ -316,7 +318,7 @@ public final class Report {
             String plan = j.path("forks").asInt() + " × " + j.path("measurementIterations").asInt() + " × "
                     + j.path("measurementTime").asText() + " (warm-up " + j.path("warmupIterations").asInt() + " × "
                     + j.path("warmupTime").asText() + ")";
-            md.append("| ").append(r.benchmark()).append(" | ").append(r.workload()).append(" | ")
+            md.append("| ").append(r.benchmark()).append(" | ").append(TrainingReport.workloadOrModel(r)).append(" | ")
                     .append(plusMinus(r.score(), 3)).append(' ').append(unit(r.unit())).append(" | ")
                     .append(r.paired() == null ? "—" : String.valueOf(r.paired().runs())).append(" | ").append(plan)
                     .append(" |\n");
@@ -552,6 +554,7 @@ public final class Report {
                     (r.check().kind() == Kind.EXTRA_MS_BELOW ? signed(r.value()) + " ms" : plusMinus(r.value(), 3))
                             + "  " + r.target() + "  " + r.verdict()));
         }
+        sb.append(TrainingReport.summary(rs, TrainingReport.dir()));
         return sb.toString();
     }
 

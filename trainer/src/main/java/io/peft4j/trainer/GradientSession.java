@@ -81,9 +81,28 @@ public final class GradientSession implements AutoCloseable {
      * {@link GradientGraph#outputs()}) from every step.
      */
     public GradientSession(GradientGraph graph, int intraOpThreads, Collection<String> outputs) {
+        this(graph, checkThreads(intraOpThreads), null, outputs);
+    }
+
+    /**
+     * A session opened with the caller's ONNX Runtime options (threads or a shared global thread
+     * pool, optimization level, profiling, …) in the default environment, that also returns the
+     * model outputs {@code outputs}. The options are read when the session opens; the caller
+     * keeps and closes them.
+     */
+    public GradientSession(GradientGraph graph, OrtSession.SessionOptions options, Collection<String> outputs) {
+        this(graph, 0, java.util.Objects.requireNonNull(options, "options"), outputs);
+    }
+
+    private static int checkThreads(int intraOpThreads) {
         if (intraOpThreads < 1) {
             throw Peft4jException.invalid("intra-op threads must be at least 1, got " + intraOpThreads);
         }
+        return intraOpThreads;
+    }
+
+    private GradientSession(GradientGraph graph, int intraOpThreads, OrtSession.SessionOptions given,
+                            Collection<String> outputs) {
         for (String o : outputs) {
             if (!graph.outputs().contains(o)) {
                 throw Peft4jException.notFound("'" + o + "' is not an output of the model; its outputs are " + graph.outputs());
@@ -119,9 +138,13 @@ public final class GradientSession implements AutoCloseable {
         this.fetch = Collections.unmodifiableSet(f);
 
         OrtSession s = null;
-        try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
-            o.setIntraOpNumThreads(intraOpThreads);
-            o.setInterOpNumThreads(1);
+        try (OrtSession.SessionOptions own = given == null ? new OrtSession.SessionOptions() : null) {
+            OrtSession.SessionOptions o = given;
+            if (own != null) {
+                own.setIntraOpNumThreads(intraOpThreads);
+                own.setInterOpNumThreads(1);
+                o = own;
+            }
             s = env.createSession(OnnxIO.toBytes(graph.model()), o);
             for (Map.Entry<String, long[]> e : shapes.entrySet()) {
                 long n = Tensor.numel(e.getValue());

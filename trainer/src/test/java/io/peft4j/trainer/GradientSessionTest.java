@@ -107,6 +107,31 @@ class GradientSessionTest {
         }
     }
 
+    /** A session opened with the caller's options computes what one opened with a thread count does. */
+    @Test
+    void sessionOptionsFromTheCallerGiveTheSameStep() throws Exception {
+        Map<String, float[]> params = new LinkedHashMap<>();
+        GradientGraph gg = tinyLora(params);
+        Map<String, Tensor> batch = batch(4, 5);
+        GradientSession.Step expected;
+        try (GradientSession s = new GradientSession(gg, 1)) {
+            expected = s.step(batch, params);
+        }
+        try (ai.onnxruntime.OrtSession.SessionOptions o = new ai.onnxruntime.OrtSession.SessionOptions()) {
+            o.setIntraOpNumThreads(1);
+            try (GradientSession s = new GradientSession(gg, o, List.of("logits"))) {
+                GradientSession.Step r = s.step(batch, params);
+                assertEquals(expected.loss(), r.loss());
+                for (String t : gg.trainable()) {
+                    assertArrayEquals(expected.gradients().get(t), r.gradients().get(t), t);
+                }
+                assertEquals(List.of("logits"), List.copyOf(r.outputs().keySet()));
+            }
+        }
+        assertThrows(NullPointerException.class, () -> new GradientSession(gg, (ai.onnxruntime.OrtSession.SessionOptions) null,
+                List.of()));
+    }
+
     @Test
     void theSessionReadsTheCurrentValuesAtEveryStep() {
         Map<String, float[]> params = new LinkedHashMap<>();
