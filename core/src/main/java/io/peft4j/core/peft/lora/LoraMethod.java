@@ -153,8 +153,10 @@ public final class LoraMethod implements PeftMethod {
         String vb = slots.tensor(roleB(t), b, Tensor.zeros(dt, b.shape()), 1, true);
         String s = slots.tensor(SCALING, scaling(dt, PeftMatching.loraScale(c, p)), scaling(dt, 0), -1, false);
 
+        Optional<Rewrites.BatchNormAfter> bn = batchNormAfter(model, n, t);
+        String y = n.output(0);   // the value the delta is added to
         String ax;   // A(x)
-        String bax;  // B(A(x))
+        String bax;  // B(A(x)), scaled (a Conv's B) or not yet
         switch (t.kind()) {
             case LINEAR -> {
                 if (n.is("Gemm")) {
@@ -169,7 +171,16 @@ public final class LoraMethod implements PeftMethod {
             }
             case CONV -> {
                 ax = conv(g, n, p + "/lora_A", n.input(0), va, t);
-                bax = g.build("Conv").name(p + "/lora_B").in(ax, vb).out();
+                // the scale multiplies B's rows [out, r, 1…] rather than the delta [batch, out, …]: a far smaller Mul
+                String factor = s;
+                if (bn.isPresent()) {
+                    // BN(conv + s·Δ) = BN(conv) + (γ/√(σ²+ε) · s)·Δ: the delta goes after the BatchNorm
+                    String perChannel = g.addInitializer(p + "/lora_bn_scale", channels(dt, bn.get().scale(), kernel(t).length));
+                    factor = g.build("Mul").name(p + "/lora_bn_scale").in(s, perChannel).out();
+                    y = bn.get().node().output(0);
+                }
+                String scaledB = g.build("Mul").name(p + "/lora_scale").in(vb, factor).out();
+                bax = g.build("Conv").name(p + "/lora_B").in(ax, scaledB).out();
             }
             case EMBEDDING -> {
                 // the rows of Aᵀ [vocab, r] that the ids pick, then times Bᵀ
@@ -180,16 +191,7 @@ public final class LoraMethod implements PeftMethod {
             }
             default -> throw new IllegalStateException(t.kind().toString());
         }
-        Optional<Rewrites.BatchNormAfter> bn = batchNormAfter(model, n, t);
-        String factor = s;
-        String y = n.output(0);
-        if (bn.isPresent()) {
-            // BN(conv + s·Δ) = BN(conv) + (γ/√(σ²+ε) · s)·Δ: the delta goes after the BatchNorm
-            String perChannel = g.addInitializer(p + "/lora_bn_scale", channels(dt, bn.get().scale(), kernel(t).length));
-            factor = g.build("Mul").name(p + "/lora_bn_scale").in(s, perChannel).out();
-            y = bn.get().node().output(0);
-        }
-        String delta = g.build("Mul").name(p + "/lora_scale").in(bax, factor).out();
+        String delta = t.kind() == Kind.CONV ? bax : g.build("Mul").name(p + "/lora_scale").in(bax, s).out();
         String base = g.detachProducer(y);
         g.build("Add").name(p + "/lora_add").in(base, delta).outputs(y).add();
     }
@@ -207,13 +209,13 @@ public final class LoraMethod implements PeftMethod {
         return t.kind() == Kind.CONV ? Rewrites.batchNormAfter(model, n, t.outFeatures()) : Optional.empty();
     }
 
-    /** Per-channel values as a [1, C, 1…] tensor that broadcasts over a Conv output with {@code spatial} spatial dims. */
+    /** Per-channel values as a [C, 1, 1…] tensor that scales the rows of a Conv's B [C, r, 1…]. */
     private static Tensor channels(DataType dt, double[] v, int spatial) {
         float[] f = new float[v.length];
         for (int i = 0; i < v.length; i++) {
             f[i] = (float) v[i];
         }
-        return Rewrites.tensor(dt, concat(new long[] {1, v.length}, ones(spatial)), f);
+        return Rewrites.tensor(dt, concat(new long[] {v.length, 1}, ones(spatial)), f);
     }
 
     /** A Conv over {@code x} with the base layer's geometry (kernel, strides, pads, dilations) and weight {@code w}. */
