@@ -9,11 +9,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.peft4j.core.adapter.AdapterBundle;
 import io.peft4j.core.adapter.AdapterConfig;
 import io.peft4j.core.adapter.PeftKey;
-import io.peft4j.core.onnx.Graph;
 import io.peft4j.core.onnx.Model;
 import io.peft4j.core.onnx.Node;
 import io.peft4j.core.onnx.OnnxIO;
-import io.peft4j.core.onnx.ValueInfos;
 import io.peft4j.core.peft.AdapterBinding;
 import io.peft4j.core.peft.InjectMode;
 import io.peft4j.core.peft.Peft;
@@ -56,7 +54,7 @@ import java.util.stream.Stream;
 public final class Fixtures {
 
     /** Bump when what is prepared changes; the settings are part of it. */
-    static final String VERSION = "2 r=" + Bench.RANK + " alpha=" + Bench.ALPHA + " k=" + Bench.ADAPTERS + " sigma="
+    static final String VERSION = "3 r=" + Bench.RANK + " alpha=" + Bench.ALPHA + " k=" + Bench.ADAPTERS + " sigma="
             + Bench.B_SIGMA;
     private static final String STAMP = "fixtures.stamp";
 
@@ -157,7 +155,7 @@ public final class Fixtures {
         for (int k = 0; k < bindings.size(); k++) {
             Model side = copy(p.base());
             Peft.Injection inj = Peft.inject(side, bindings.get(k), InjectMode.INPUTS_WITH_DEFAULTS);
-            OnnxAdapterFile.write(p.adapterFiles().get(k), scalarsAsVectors(side, inj.feeds()), 1, 1);
+            OnnxAdapterFile.write(p.adapterFiles().get(k), inj.feeds(), 1, 1);
             if (k == 0) {
                 OnnxIO.write(side, p.side());
             }
@@ -167,36 +165,6 @@ public final class Fixtures {
         Peft.injectStacked(multi, bindings, Bench.RANK);
         OnnxIO.write(multi, p.multi());
         check(p);
-    }
-
-    /**
-     * ONNX Runtime's adapter loader refuses rank-0 parameters, and {@code Peft.inject} makes each
-     * module's {@code lora_scaling} a scalar input: declare those inputs (and their defaults) as
-     * shape [1], which broadcasts the same in the scaling Mul, and return the feeds to match.
-     */
-    static Map<String, Tensor> scalarsAsVectors(Model side, Map<String, Tensor> feeds) {
-        Graph g = side.graph();
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : feeds.entrySet()) {
-            String name = e.getKey();
-            Tensor t = e.getValue();
-            if (t.rank() == 0) {
-                t = t.reshape(1);
-                if (g.isGraphInput(name) && g.inputs().stream().anyMatch(v -> v.getName().equals(name)
-                        && v.getType().getTensorType().getShape().getDimCount() == 0)) {
-                    String hold = g.freshName(name + "_hold");
-                    g.replaceAllUses(name, hold);
-                    g.removeInput(name);
-                    g.addInput(ValueInfos.tensor(name, t.dtype(), 1L));
-                    if (g.hasInitializer(name)) {
-                        g.setInitializer(name, g.initializer(name).reshape(1));
-                    }
-                    g.replaceAllUses(hold, name);
-                }
-            }
-            out.put(name, t);
-        }
-        return out;
     }
 
     /**

@@ -356,9 +356,6 @@ public final class Report {
                 (*What ONNX Runtime runs* shows the nodes that remain). The multi model has the same structure \
                 with constant factors, computing the branch for all 4 adapters (4 × r channels) and masking it \
                 per row.
-                - **Side-model inputs.** `Peft.inject` makes each module's `lora_scaling` a scalar input; ONNX \
-                Runtime refuses rank-0 adapter parameters, so the benchmark's side models declare them with \
-                shape [1] (the same broadcast in the scaling Mul).
                 """);
         return md.toString();
     }

@@ -21,7 +21,6 @@ import io.peft4j.core.peft.Peft;
 import io.peft4j.core.peft.PeftMatching;
 import io.peft4j.core.pkg.Manifest;
 import io.peft4j.core.pkg.ModelPackage;
-import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Tensor;
 
 import java.io.IOException;
@@ -312,12 +311,7 @@ public final class Exporter {
         AdapterBundle union = union(bindings, maxRank);
         AdapterBinding unionBinding = AdapterBinding.bind(model, union);
         Peft.Injection injection = Peft.inject(model, unionBinding, InjectMode.INPUTS_WITH_DEFAULTS);
-        Map<String, Tensor> defaults = new LinkedHashMap<>(injection.offFeeds());
-        for (Map.Entry<String, Tensor> e : injection.offFeeds().entrySet()) {
-            if (e.getValue().rank() == 0) {
-                defaults.put(e.getKey(), scalarInputAsVector(model, e.getKey()));
-            }
-        }
+        Map<String, Tensor> defaults = injection.offFeeds();
         Map<String, Map<String, Tensor>> files = new LinkedHashMap<>();
         for (int k = 0; k < adapters.size(); k++) {
             progress.accept("side parameters of adapter '" + adapters.get(k).name() + "'");
@@ -331,7 +325,6 @@ public final class Exporter {
                 }
                 int axis = padAxis(e.getKey());
                 Tensor v = axis >= 0 ? padRank(e.getValue(), axis, maxRank) : e.getValue();
-                v = v.rank() == 0 ? v.reshape(1) : v;
                 if (!java.util.Arrays.equals(v.shape(), def.shape()) || v.dtype() != def.dtype()) {
                     throw new IllegalStateException("side parameter " + e.getKey() + " " + v + " does not fit its input " + def);
                 }
@@ -340,25 +333,6 @@ public final class Exporter {
             files.put(adapters.get(k).name(), params);
         }
         return files;
-    }
-
-    /**
-     * Declares the scalar input {@code name} (a LoRA scale) with shape [1] instead, default
-     * included: ONNX Runtime's adapter loader refuses parameters without dims. Every reader
-     * multiplies by it, which broadcasts the same. Returns the new default.
-     */
-    private static Tensor scalarInputAsVector(Model model, String name) {
-        io.peft4j.core.onnx.Graph g = model.graph();
-        Tensor def = g.initializer(name).reshape(1);
-        ValueInfoProto in = g.inputs().stream().filter(v -> v.getName().equals(name)).findFirst().orElseThrow();
-        DataType dt = ValueInfos.elementType(in).orElseThrow();
-        String parked = g.freshName(name + "_parked");
-        g.replaceAllUses(name, parked);
-        g.removeInput(name);
-        g.addInput(ValueInfos.tensor(name, dt, 1L));
-        g.setInitializer(name, def);
-        g.replaceAllUses(parked, name);
-        return def;
     }
 
     /**

@@ -64,7 +64,7 @@ public final class Peft {
 
     /**
      * Rewrites {@code model} so that it computes the adapted layers. Tensors are named by their PEFT
-     * keys, plus {@code base_model.model.<module>.lora_scaling} (a scalar) for each LoRA module. In
+     * keys, plus {@code base_model.model.<module>.lora_scaling} (shape [1]) for each LoRA module. In
      * the input modes each is a graph input (see {@link InjectMode}), and the LoRA rank axis is
      * declared symbolic ({@code <module>.r}), so that adapters of any rank can be fed.
      * {@code modules_to_save} weights replace the layer's weights (initializers) or become inputs

@@ -3,6 +3,7 @@ package io.peft4j.core.peft;
 import io.peft4j.core.Peft4jException;
 import io.peft4j.core.modules.TargetLayer;
 import io.peft4j.core.onnx.Graph;
+import io.peft4j.core.onnx.Model;
 import io.peft4j.core.onnx.Node;
 import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Tensor;
@@ -60,6 +61,74 @@ public final class Rewrites {
         return biasAdd(g, t).map(a -> a.output(0)).orElse(node(g, t).output(0));
     }
 
+    /**
+     * An inference-mode BatchNormalization that alone reads a layer's output, folded into a per
+     * channel affine map {@code BN(v) = scale ⊙ v + shift}, with {@code scale = γ / √(σ² + ε)} and
+     * {@code shift = β − scale ⊙ μ} in float64. Whatever is added to the layer's output passes
+     * through it as {@code BN(v + d) = BN(v) + scale ⊙ d}, exactly.
+     *
+     * @param node  the BatchNormalization node; its output is the value the rest of the graph reads
+     * @param scale γ / √(σ² + ε), one value per channel
+     * @param shift β − scale ⊙ μ, one value per channel
+     */
+    public record BatchNormAfter(Node node, double[] scale, double[] shift) {
+    }
+
+    /**
+     * The BatchNormalization that follows {@code layer}'s output, when it is the only reader of it
+     * (and the output is no graph output), runs in inference mode (opset ≥ 9, no
+     * {@code training_mode = 1}, one output), normalizes axis 1 and takes its scale, bias, mean and
+     * variance from constant initializers (not overridable graph inputs) of {@code channels}
+     * values. Empty otherwise.
+     */
+    public static Optional<BatchNormAfter> batchNormAfter(Model model, Node layer, long channels) {
+        Graph g = model.graph();
+        if (layer.outputs().size() != 1 || model.opset("") < 9) {
+            return Optional.empty();
+        }
+        String y = layer.output(0);
+        List<Node> users = g.consumers(y);
+        if (users.size() != 1 || g.isGraphOutput(y)) {
+            return Optional.empty();
+        }
+        Node bn = users.get(0);
+        if (!bn.is("BatchNormalization") || bn.inputs().size() != 5 || !bn.input(0).equals(y)
+                || bn.attrInt("training_mode", 0) != 0 || bn.attrInt("spatial", 1) != 1) {
+            return Optional.empty();
+        }
+        for (int i = 1; i < bn.outputs().size(); i++) {
+            if (!bn.output(i).isEmpty()) {
+                return Optional.empty();
+            }
+        }
+        double[][] p = new double[4][];
+        for (int i = 1; i <= 4; i++) {
+            String v = bn.input(i);
+            if (v.equals(y) || !g.hasInitializer(v) || g.isGraphInput(v)) {
+                return Optional.empty();
+            }
+            Tensor t = g.initializer(v);
+            if (!t.dtype().isFloatingPoint() || t.rank() != 1 || t.dim(0) != channels) {
+                return Optional.empty();
+            }
+            p[i - 1] = new double[Math.toIntExact(channels)];
+            for (int c = 0; c < channels; c++) {
+                p[i - 1][c] = t.getDouble(c);
+            }
+        }
+        double eps = bn.attrFloat("epsilon", 1e-5f);
+        double[] scale = new double[Math.toIntExact(channels)];
+        double[] shift = new double[scale.length];
+        for (int c = 0; c < scale.length; c++) {
+            scale[c] = p[0][c] / Math.sqrt(p[3][c] + eps);
+            shift[c] = p[1][c] - scale[c] * p[2][c];
+            if (!Double.isFinite(scale[c]) || !Double.isFinite(shift[c])) {
+                return Optional.empty();
+            }
+        }
+        return Optional.of(new BatchNormAfter(bn, scale, shift));
+    }
+
     /** A new int64 initializer of shape [n] (Reshape shapes and the like). */
     public static String int64s(Graph g, String hint, long... values) {
         return g.addInitializer(hint, Tensor.ofLongs(new long[] {values.length}, values));
@@ -82,10 +151,6 @@ public final class Rewrites {
     /** Float values as a tensor of element type {@code dtype} (rounded once). */
     public static Tensor tensor(DataType dtype, long[] shape, float[] values) {
         return Tensor.ofFloats(shape, values).to(dtype);
-    }
-
-    public static Tensor scalar(DataType dtype, double value) {
-        return Tensor.ofFloats(new long[0], (float) value).to(dtype);
     }
 
     /** A constant of ones or zeros. */

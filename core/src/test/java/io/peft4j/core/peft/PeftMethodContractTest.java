@@ -165,6 +165,10 @@ class PeftMethodContractTest {
         OnnxChecker.check(injected);
         assertEquals(adapter.tensors().size(), inj.trainable().size(), "every PEFT tensor is trainable");
         Tensor yInj = Ort.run(injected, in2).get(out);
+        int afterBn = loraAfterBatchNorm(base, injected, binding);
+        if (c.name().equals("resnet18-lora")) {
+            assertEquals(20, afterBn, "every resnet18 Conv feeds a BatchNorm: each LoRA delta goes after it");
+        }
         assertTrue(relDiff(yInj, yBase) > 1e-3, c + ": the adapter must visibly change the output, " + relDiff(yInj, yBase));
 
         // merged: same nodes and names, only weights differ; equals the injected model
@@ -191,6 +195,7 @@ class PeftMethodContractTest {
         Model side = copy(base);
         Peft.Injection sideInj = Peft.inject(side, binding, InjectMode.INPUTS);
         OnnxChecker.check(side);
+        assertEquals(afterBn, loraAfterBatchNorm(base, side, binding));
         Map<String, Tensor> fed = new LinkedHashMap<>(in2);
         fed.putAll(sideInj.feeds());
         double sideDiff = relDiff(Ort.run(side, fed).get(out), yInj);
@@ -203,6 +208,7 @@ class PeftMethodContractTest {
         Model sideDefaults = copy(base);
         Peft.inject(sideDefaults, binding, InjectMode.INPUTS_WITH_DEFAULTS);
         OnnxChecker.check(sideDefaults);
+        assertEquals(afterBn, loraAfterBatchNorm(base, sideDefaults, binding));
         double defaultDiff = relDiff(Ort.run(sideDefaults, in2).get(out), yBase);
         assertTrue(defaultDiff <= OFF_TOL, c + ": side with default inputs vs base " + defaultDiff);
         offDiff = Math.max(offDiff, defaultDiff);
@@ -217,6 +223,7 @@ class PeftMethodContractTest {
             Model stacked = copy(base);
             Peft.injectStacked(stacked, List.of(binding, second), 0);
             OnnxChecker.check(stacked);
+            assertEquals(afterBn, loraAfterBatchNorm(base, stacked, binding));
             Map<String, Tensor> in3 = new LinkedHashMap<>(c.inputs().apply(3));
             Model second1 = copy(base);
             Peft.inject(second1, second, InjectMode.INITIALIZERS);
@@ -233,6 +240,43 @@ class PeftMethodContractTest {
         System.out.printf("peft contract %-34s modules %3d  merged-vs-injected %.2e  side-vs-injected %.2e  off-vs-base %.1e"
                         + "  stacked-vs-single %.2e  stacked-row0-vs-base %.1e%n", c, binding.modules().size(), mergeDiff, sideDiff,
                 offDiff, stackDiff, stackOff);
+    }
+
+    /**
+     * Checks where the LoRA delta of each Conv module sits in {@code injected}: when only an
+     * inference-mode BatchNormalization reads the base Conv's output, the Conv still feeds that
+     * BatchNorm alone and the module's {@code lora_add} comes after the BatchNorm, writing the value
+     * name the BatchNorm wrote in the base graph; otherwise the Add writes the Conv's own output
+     * name. Returns the number of modules placed after a BatchNorm.
+     */
+    static int loraAfterBatchNorm(Model base, Model injected, AdapterBinding binding) {
+        if (!(binding.method() instanceof io.peft4j.core.peft.lora.LoraMethod)) {
+            return 0;
+        }
+        int after = 0;
+        for (AdapterBinding.Module m : binding.modules()) {
+            TargetLayer t = m.target();
+            if (t.kind() != TargetLayer.Kind.CONV) {
+                continue;
+            }
+            Node baseConv = base.graph().node(t.nodeName());
+            Node conv = injected.graph().node(t.nodeName());
+            var bn = Rewrites.batchNormAfter(base, baseConv, t.outFeatures());
+            String written = bn.isPresent() ? bn.get().node().output(0) : baseConv.output(0);
+            Node add = injected.graph().producer(written).orElseThrow();
+            assertTrue(add.is("Add") && add.name().startsWith(t.path() + "/lora_add"), t.path() + ": " + written
+                    + " is written by " + add);
+            if (bn.isPresent()) {
+                List<Node> readers = injected.graph().consumers(conv.output(0));
+                assertEquals(1, readers.size(), t.path() + ": the Conv feeds its BatchNorm alone, " + readers);
+                assertEquals(bn.get().node().name(), readers.get(0).name());
+                assertTrue(add.inputs().contains(readers.get(0).output(0)), t.path() + ": the Add reads the BatchNorm's output");
+                after++;
+            } else {
+                assertTrue(add.inputs().contains(conv.output(0)), t.path() + ": the Add reads the Conv's output");
+            }
+        }
+        return after;
     }
 
     /** Relative difference of row {@code r} of two outputs (relative to the reference row's magnitude). */

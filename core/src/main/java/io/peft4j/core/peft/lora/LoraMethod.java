@@ -29,7 +29,14 @@ import java.util.Random;
  * strides, pads and dilations), B [out, r, 1…]; Embedding {@code lora_embedding_A} [r, vocab],
  * {@code lora_embedding_B} [dim, r]. {@code fan_in_fan_out} changes nothing here: ONNX layers state
  * their layout, and the adapter's shapes follow in/out features, not the stored weight.
- * Injected modules also read {@code lora_scaling}, a scalar (0 switches the module off).
+ * Injected modules also read {@code lora_scaling}, of shape [1] (0 switches the module off; ONNX
+ * Runtime's adapter files refuse rank-0 parameters).
+ *
+ * <p>A Conv whose output only an inference-mode BatchNormalization reads gets its delta after the
+ * BatchNorm instead, scaled per output channel by the BatchNorm's {@code γ / √(σ² + ε)}:
+ * {@code BN(conv(x) + d) = BN(conv(x)) + γ / √(σ² + ε) ⊙ d} exactly, and the Conv and its BatchNorm
+ * stay adjacent, so that runtimes still fuse them (and what follows). The graph's value names do not
+ * change either way. Merging folds the delta into the Conv weight as always.
  */
 public final class LoraMethod implements PeftMethod {
 
@@ -144,10 +151,12 @@ public final class LoraMethod implements PeftMethod {
         Tensor b = tensors.get(roleB(t)).to(dt);
         String va = slots.tensor(roleA(t), a, Tensor.zeros(dt, a.shape()), 0, true);
         String vb = slots.tensor(roleB(t), b, Tensor.zeros(dt, b.shape()), 1, true);
-        String s = slots.tensor(SCALING, Rewrites.scalar(dt, PeftMatching.loraScale(c, p)), Rewrites.scalar(dt, 0), -1, false);
+        String s = slots.tensor(SCALING, scaling(dt, PeftMatching.loraScale(c, p)), scaling(dt, 0), -1, false);
 
+        Optional<Rewrites.BatchNormAfter> bn = batchNormAfter(model, n, t);
+        String y = n.output(0);   // the value the delta is added to
         String ax;   // A(x)
-        String bax;  // B(A(x))
+        String bax;  // B(A(x)), scaled (a Conv's B) or not yet
         switch (t.kind()) {
             case LINEAR -> {
                 if (n.is("Gemm")) {
@@ -162,7 +171,16 @@ public final class LoraMethod implements PeftMethod {
             }
             case CONV -> {
                 ax = conv(g, n, p + "/lora_A", n.input(0), va, t);
-                bax = g.build("Conv").name(p + "/lora_B").in(ax, vb).out();
+                // the scale multiplies B's rows [out, r, 1…] rather than the delta [batch, out, …]: a far smaller Mul
+                String factor = s;
+                if (bn.isPresent()) {
+                    // BN(conv + s·Δ) = BN(conv) + (γ/√(σ²+ε) · s)·Δ: the delta goes after the BatchNorm
+                    String perChannel = g.addInitializer(p + "/lora_bn_scale", channels(dt, bn.get().scale(), kernel(t).length));
+                    factor = g.build("Mul").name(p + "/lora_bn_scale").in(s, perChannel).out();
+                    y = bn.get().node().output(0);
+                }
+                String scaledB = g.build("Mul").name(p + "/lora_scale").in(vb, factor).out();
+                bax = g.build("Conv").name(p + "/lora_B").in(ax, scaledB).out();
             }
             case EMBEDDING -> {
                 // the rows of Aᵀ [vocab, r] that the ids pick, then times Bᵀ
@@ -173,10 +191,31 @@ public final class LoraMethod implements PeftMethod {
             }
             default -> throw new IllegalStateException(t.kind().toString());
         }
-        String delta = g.build("Mul").name(p + "/lora_scale").in(bax, s).out();
-        String y = n.output(0);
+        String delta = t.kind() == Kind.CONV ? bax : g.build("Mul").name(p + "/lora_scale").in(bax, s).out();
         String base = g.detachProducer(y);
         g.build("Add").name(p + "/lora_add").in(base, delta).outputs(y).add();
+    }
+
+    /** {@code lora_scaling}: shape [1], since ONNX Runtime's adapter files refuse rank-0 parameters. */
+    private static Tensor scaling(DataType dt, double value) {
+        return Rewrites.tensor(dt, new long[] {1}, new float[] {(float) value});
+    }
+
+    /**
+     * The inference-mode BatchNorm that alone reads a targeted Conv's output, if any: the delta then
+     * goes after it (see the class comment).
+     */
+    private static Optional<Rewrites.BatchNormAfter> batchNormAfter(Model model, Node n, TargetLayer t) {
+        return t.kind() == Kind.CONV ? Rewrites.batchNormAfter(model, n, t.outFeatures()) : Optional.empty();
+    }
+
+    /** Per-channel values as a [C, 1, 1…] tensor that scales the rows of a Conv's B [C, r, 1…]. */
+    private static Tensor channels(DataType dt, double[] v, int spatial) {
+        float[] f = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            f[i] = (float) v[i];
+        }
+        return Rewrites.tensor(dt, concat(new long[] {v.length, 1}, ones(spatial)), f);
     }
 
     /** A Conv over {@code x} with the base layer's geometry (kernel, strides, pads, dilations) and weight {@code w}. */
@@ -238,7 +277,7 @@ public final class LoraMethod implements PeftMethod {
             }
         }
         String idx = p + "/lora_stack";
-        String y = n.output(0);
+        String y = n.output(0);   // the value the delta is added to (a Conv's BatchNorm output, see CONV)
         switch (t.kind()) {
             case LINEAR -> {
                 String bT = g.addInitializer(idx + "_B_T", Rewrites.tensor(dt, new long[] {kr, out}, transpose(bStack, out, kr)));
@@ -260,6 +299,18 @@ public final class LoraMethod implements PeftMethod {
             }
             case CONV -> {
                 long[] kShape = kernel(t);
+                Optional<Rewrites.BatchNormAfter> bn = batchNormAfter(model, n, t);
+                if (bn.isPresent()) {
+                    // the delta goes after the BatchNorm: fold its per-channel γ/√(σ²+ε) into B's rows
+                    double[] perChannel = bn.get().scale();
+                    for (long o = 0; o < out; o++) {
+                        for (long q = 0; q < kr; q++) {
+                            int at = Math.toIntExact(o * kr + q);
+                            bStack[at] = (float) (bStack[at] * perChannel[(int) o]);
+                        }
+                    }
+                    y = bn.get().node().output(0);
+                }
                 String aS = g.addInitializer(idx + "_A", Rewrites.tensor(dt, concat(new long[] {kr, in}, kShape), aStack));
                 String bS = g.addInitializer(idx + "_B", Rewrites.tensor(dt, concat(new long[] {out, kr}, ones(kShape.length)), bStack));
                 String ax = conv(g, n, idx + "/A", n.input(0), aS, t);
