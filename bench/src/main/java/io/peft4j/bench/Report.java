@@ -349,10 +349,11 @@ public final class Report {
                 arithmetic). Nothing is reloaded; `reloadSession` shows what a reload would cost instead, and \
                 `copyAdapterTensors` what copying one adapter's bytes costs (the allowance in the target).
                 - **Why side costs more than merged.** The side graph computes the low-rank branch \
-                (`s·B(A(x))`; for a Conv, an r-channel Conv with the base kernel and a 1×1 Conv) and adds it to \
-                the layer's output. That Add sits between a Conv and its BatchNorm, so ONNX Runtime cannot fuse \
-                Conv, BatchNorm, Relu and the residual Add into one NCHWc Conv as it does for base and merged, \
-                and the LoRA factors are graph inputs, so they are not pre-packed like constant weights \
+                (`s·B(A(x))`; for a Conv, an r-channel Conv with the base kernel and a 1×1 Conv) and adds it \
+                after the layer's BatchNorm (scaled per channel, so Conv and BatchNorm still fuse). The LoRA \
+                factors are graph inputs, so ONNX Runtime neither pre-packs them like constant weights nor runs \
+                the A convolutions in its blocked NCHWc layout: they run as plain im2col convolutions with \
+                layout reorders around them, and the Relu and residual Add no longer fuse into the base Conv \
                 (*What ONNX Runtime runs* shows the nodes that remain). The multi model has the same structure \
                 with constant factors, computing the branch for all 4 adapters (4 × r channels) and masking it \
                 per row.
