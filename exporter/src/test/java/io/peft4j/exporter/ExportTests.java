@@ -2,11 +2,9 @@ package io.peft4j.exporter;
 
 import io.peft4j.core.adapter.AdapterBundle;
 import io.peft4j.core.adapter.AdapterConfig;
-import io.peft4j.core.adapter.PeftKey;
 import io.peft4j.core.modules.TargetFinder;
 import io.peft4j.core.modules.TargetLayer;
 import io.peft4j.core.onnx.Model;
-import io.peft4j.core.peft.AdapterBinding;
 import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Tensor;
 import io.peft4j.core.testkit.TinyModels;
@@ -60,18 +58,7 @@ final class ExportTests {
      * entries ~ N(0, sigma), IA3 vectors ~ 1 + N(0, sigma); bound to the model's fingerprint.
      */
     static AdapterBundle randomAdapter(Model model, AdapterConfig config, long seed, double sigma) {
-        AdapterBundle fresh = AdapterBinding.init(model, config, seed);
-        Random r = new Random(seed * 31 + 7);
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : fresh.tensors().entrySet()) {
-            float[] v = new float[(int) e.getValue().numel()];
-            boolean ia3 = PeftKey.parse(e.getKey()).role().equals("ia3_l");
-            for (int i = 0; i < v.length; i++) {
-                v[i] = (float) ((ia3 ? 1 : 0) + r.nextGaussian() * sigma);
-            }
-            out.put(e.getKey(), Tensor.ofFloats(e.getValue().shape(), v));
-        }
-        return new AdapterBundle(fresh.config(), out);
+        return io.peft4j.core.testkit.TestAdapters.random(model, config, seed, sigma);
     }
 
     static List<String> paths(Model m, Predicate<TargetLayer> keep) {

@@ -2,7 +2,6 @@ package io.peft4j.core.peft;
 
 import io.peft4j.core.adapter.AdapterBundle;
 import io.peft4j.core.adapter.AdapterConfig;
-import io.peft4j.core.adapter.PeftKey;
 import io.peft4j.core.onnx.Graph;
 import io.peft4j.core.onnx.Model;
 import io.peft4j.core.onnx.OnnxIO;
@@ -30,18 +29,7 @@ final class PeftFixtures {
      * merge): LoRA entries ~ N(0, sigma), IA3 vectors ~ 1 + N(0, sigma).
      */
     static AdapterBundle randomAdapter(Model model, AdapterConfig config, long seed, double sigma) {
-        AdapterBundle fresh = AdapterBinding.init(model, config, seed);
-        Random r = new Random(seed * 31 + 7);
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : fresh.tensors().entrySet()) {
-            float[] v = new float[(int) e.getValue().numel()];
-            boolean ia3 = PeftKey.parse(e.getKey()).role().equals("ia3_l");
-            for (int i = 0; i < v.length; i++) {
-                v[i] = (float) ((ia3 ? 1 : 0) + r.nextGaussian() * sigma);
-            }
-            out.put(e.getKey(), Tensor.ofFloats(e.getValue().shape(), v));
-        }
-        return new AdapterBundle(fresh.config(), out);
+        return io.peft4j.core.testkit.TestAdapters.random(model, config, seed, sigma);
     }
 
     /** The same adapter with one value of one tensor replaced. */
