@@ -5,11 +5,9 @@ import io.peft4j.core.adapter.AdapterConfig;
 import io.peft4j.core.modules.TargetFinder;
 import io.peft4j.core.modules.TargetLayer;
 import io.peft4j.core.onnx.Model;
-import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Tensor;
 import io.peft4j.core.testkit.TinyModels;
 
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -71,18 +69,6 @@ final class ExportTests {
 
     /** BERT inputs: [CLS] then random word ids, all attended, one segment. */
     static Map<String, Tensor> tokens(int batch, long seed) {
-        Random r = new Random(seed);
-        long seq = 8;
-        long[] ids = new long[(int) (batch * seq)];
-        long[] mask = new long[ids.length];
-        for (int i = 0; i < ids.length; i++) {
-            ids[i] = i % seq == 0 ? 101 : 1000 + r.nextInt(28000);
-            mask[i] = 1;
-        }
-        Map<String, Tensor> m = new LinkedHashMap<>();
-        m.put("input_ids", Tensor.ofLongs(new long[] {batch, seq}, ids));
-        m.put("attention_mask", Tensor.ofLongs(new long[] {batch, seq}, mask));
-        m.put("token_type_ids", Tensor.zeros(DataType.INT64, batch, seq));
-        return m;
+        return TinyModels.bertTokens(batch, seed);
     }
 }

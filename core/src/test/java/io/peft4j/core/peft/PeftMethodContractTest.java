@@ -22,7 +22,6 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.Set;
 import java.util.function.Function;
 import java.util.function.IntFunction;
@@ -31,7 +30,6 @@ import java.util.stream.Stream;
 
 import static io.peft4j.core.peft.PeftFixtures.copy;
 import static io.peft4j.core.peft.PeftFixtures.relDiff;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -83,19 +81,7 @@ class PeftMethodContractTest {
     }
 
     static Map<String, Tensor> tokens(int batch) {
-        Random r = new Random(batch);
-        long seq = 8;
-        long[] ids = new long[(int) (batch * seq)];
-        long[] mask = new long[ids.length];
-        for (int i = 0; i < ids.length; i++) {
-            ids[i] = i % seq == 0 ? 101 : 1000 + r.nextInt(28000);
-            mask[i] = 1;
-        }
-        Map<String, Tensor> m = new LinkedHashMap<>();
-        m.put("input_ids", Tensor.ofLongs(new long[] {batch, seq}, ids));
-        m.put("attention_mask", Tensor.ofLongs(new long[] {batch, seq}, mask));
-        m.put("token_type_ids", Tensor.zeros(io.peft4j.core.tensor.DataType.INT64, batch, seq));
-        return m;
+        return TinyModels.bertTokens(batch, batch);
     }
 
     private static Model resnet18() {

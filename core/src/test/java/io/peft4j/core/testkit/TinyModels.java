@@ -50,6 +50,23 @@ public final class TinyModels {
         return m;
     }
 
+    /** BERT inputs (all-MiniLM-L6-v2): [CLS] then random word ids, all attended, one segment, 8 tokens. */
+    public static java.util.Map<String, Tensor> bertTokens(int batch, long seed) {
+        Random r = new Random(seed);
+        long seq = 8;
+        long[] ids = new long[(int) (batch * seq)];
+        long[] mask = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = i % seq == 0 ? 101 : 1000 + r.nextInt(28000);
+            mask[i] = 1;
+        }
+        java.util.Map<String, Tensor> m = new java.util.LinkedHashMap<>();
+        m.put("input_ids", Tensor.ofLongs(new long[] {batch, seq}, ids));
+        m.put("attention_mask", Tensor.ofLongs(new long[] {batch, seq}, mask));
+        m.put("token_type_ids", Tensor.zeros(DataType.INT64, batch, seq));
+        return m;
+    }
+
     public static Tensor input(long seed, long batch) {
         return randn(new Random(seed), batch, 1, 8, 8);
     }
