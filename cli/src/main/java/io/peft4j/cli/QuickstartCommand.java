@@ -43,7 +43,7 @@ import java.util.concurrent.Callable;
             "(ONNX, weights as external data), verify it in ONNX Runtime, list the layers an adapter can target,",
             "create a LoRA adapter for them in the Hugging Face PEFT layout bound to the base model, reload it,",
             "and show that an adapter is refused on a base model it was not made for.",
-            "Training and export come with later releases; this runs what is built today."},
+            "Training comes with a later release; this runs what is built today."},
         mixinStandardHelpOptions = true)
 public final class QuickstartCommand implements Callable<Integer> {
 
@@ -144,8 +144,10 @@ public final class QuickstartCommand implements Callable<Integer> {
         }
 
         o.printf("%ndone in %.1f s. Next: 'peft4j inspect %s' for the full listing.%n", (System.nanoTime() - t0) / 1e9, baseFile);
-        o.println("Training ('peft4j train') and export ('peft4j export') are not built yet; they come with the trainer and");
-        o.println("exporter issues. The adapter above is PEFT-initialised (B = 0), so it does not change the model's output.");
+        o.printf("Package it for serving: 'peft4j export --base %s --adapter %s --mode side --out %s'.%n", baseFile, adapterDir,
+                out.resolve("package"));
+        o.println("Training ('peft4j train') is not built yet; the adapter above is PEFT-initialised (B = 0), so it does not");
+        o.println("change the model's output until it is trained.");
         o.flush();
         return 0;
     }
