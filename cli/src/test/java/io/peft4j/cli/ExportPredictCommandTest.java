@@ -62,13 +62,7 @@ class ExportPredictCommandTest {
     }
 
     static double rel(Tensor a, Tensor b) {
-        double m = 0;
-        double s = 0;
-        for (long i = 0; i < a.numel(); i++) {
-            m = Math.max(m, Math.abs(a.getDouble(i) - b.getDouble(i)));
-            s = Math.max(s, Math.abs(b.getDouble(i)));
-        }
-        return m / Math.max(s, 1e-12);
+        return io.peft4j.core.testkit.Ort.maxRelDiff(a, b);
     }
 
     static double row(Tensor a, Tensor b, int r) {

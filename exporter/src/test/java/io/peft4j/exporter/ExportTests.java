@@ -21,16 +21,7 @@ final class ExportTests {
 
     /** Largest |a - b| over the largest |b|. */
     static double relDiff(Tensor a, Tensor b) {
-        if (a.numel() != b.numel()) {
-            throw new AssertionError("element counts differ: " + a + " vs " + b);
-        }
-        double m = 0;
-        double scale = 0;
-        for (long i = 0; i < a.numel(); i++) {
-            m = Math.max(m, Math.abs(a.getDouble(i) - b.getDouble(i)));
-            scale = Math.max(scale, Math.abs(b.getDouble(i)));
-        }
-        return m / Math.max(scale, 1e-12);
+        return io.peft4j.core.testkit.Ort.maxRelDiff(a, b);
     }
 
     /** Relative difference of row {@code r} (axis 0), relative to the reference row's magnitude. */

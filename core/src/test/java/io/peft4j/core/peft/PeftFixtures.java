@@ -44,13 +44,7 @@ final class PeftFixtures {
 
     /** Largest |a - b| over the largest |b|. */
     static double relDiff(Tensor a, Tensor b) {
-        double m = 0;
-        double scale = 0;
-        for (long i = 0; i < a.numel(); i++) {
-            m = Math.max(m, Math.abs(a.getDouble(i) - b.getDouble(i)));
-            scale = Math.max(scale, Math.abs(b.getDouble(i)));
-        }
-        return m / Math.max(scale, 1e-12);
+        return io.peft4j.core.testkit.Ort.maxRelDiff(a, b);
     }
 
     static double absDiff(Tensor a, Tensor b) {

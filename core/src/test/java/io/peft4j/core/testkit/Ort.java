@@ -164,6 +164,15 @@ public final class Ort {
         }
     }
 
+    /** Largest |a - b| over the largest |b| (1e-12 at least), for tensors of the same size. */
+    public static double maxRelDiff(Tensor a, Tensor b) {
+        double scale = 0;
+        for (long i = 0; i < b.numel(); i++) {
+            scale = Math.max(scale, Math.abs(b.getDouble(i)));
+        }
+        return maxAbsDiff(a, b) / Math.max(scale, 1e-12);
+    }
+
     /** Largest absolute difference between two float-valued tensors of the same shape. */
     public static double maxAbsDiff(Tensor a, Tensor b) {
         if (a.numel() != b.numel()) {
