@@ -1,5 +1,7 @@
 package io.peft4j.trainer;
 
+import io.peft4j.core.peft.Heads;
+
 import io.peft4j.core.Peft4jException;
 import io.peft4j.core.modules.TargetFinder;
 import io.peft4j.core.modules.TargetLayer;
@@ -113,6 +115,7 @@ class HeadsTest {
     void aPlainFeatureVectorNeedsNoPooling() {
         Model m = TinyModels.cnn(1);
         String features = m.graph().node("/fc1/MatMul").input(0);
+        assertTrue(io.peft4j.trainer.autodiff.TypeInference.declare(m, features));
         Heads.Head head = Heads.addClassifier(m, features, 2, Heads.Pooling.none(), "probe", "probe_logits", 3);
         OnnxChecker.check(m);
         assertEquals(features, head.pooled());

@@ -88,7 +88,7 @@ public final class AdapterBundle {
      * imported from Hugging Face PEFT, which knows no ONNX graph).
      */
     public boolean requireBase(Model base, String baseName) {
-        return requireBase(BaseFingerprint.of(base), baseName);
+        return requireBase(io.peft4j.core.peft.Heads.baseFingerprint(base), baseName);
     }
 
     public boolean requireBase(String baseFingerprint, String baseName) {

@@ -208,6 +208,11 @@ public final class Graph {
         valueInfo.put(v.getName(), v);
     }
 
+    /** Forgets the declared type of value {@code n}, if any (when a rewrite changes its shape). */
+    public void removeValueInfo(String n) {
+        valueInfo.remove(n);
+    }
+
     public void addInput(ValueInfoProto v) {
         String n = v.getName();
         if (producers.containsKey(n) || inputNames().contains(n)) {
@@ -236,6 +241,17 @@ public final class Graph {
         if (!outputs.removeIf(v -> v.getName().equals(n))) {
             throw Peft4jException.notFound("no graph output named '" + n + "'");
         }
+    }
+
+    /** Re-declares the type and shape of an existing graph output (same name). */
+    public void setOutputInfo(ValueInfoProto v) {
+        for (int i = 0; i < outputs.size(); i++) {
+            if (outputs.get(i).getName().equals(v.getName())) {
+                outputs.set(i, v);
+                return;
+            }
+        }
+        throw Peft4jException.notFound("no graph output named '" + v.getName() + "'");
     }
 
     /** Makes graph output {@code old} read value {@code replacement} instead (same type info). */

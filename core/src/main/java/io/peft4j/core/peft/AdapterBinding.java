@@ -117,6 +117,8 @@ public final class AdapterBinding {
         AdapterConfig c = bundle.config();
         PeftMethod method = PeftMethods.get(c.peftType());
         bundle.requireBase(model, "the base model '" + g.name() + "'");
+        // an adapter that brings a new classification head: build it first, its tensors bind below
+        Heads.specOf(c).ifPresent(spec -> Heads.ensure(model, spec));
         Map<String, TargetLayer> byPath = new LinkedHashMap<>();
         Map<String, TargetLayer> byNode = new LinkedHashMap<>();
         for (TargetLayer t : TargetFinder.find(g)) {
@@ -325,7 +327,7 @@ public final class AdapterBinding {
             moduleMap.put(t.path(), t.nodeName());
         }
         Peft4jBlock had = config.peft4j();
-        Peft4jBlock block = new Peft4jBlock(BaseFingerprint.of(model), moduleMap, had == null ? Map.of() : had.other());
+        Peft4jBlock block = new Peft4jBlock(Heads.baseFingerprint(model), moduleMap, had == null ? Map.of() : had.other());
         return new AdapterBundle(config.withPeft4j(block), tensors);
     }
 }

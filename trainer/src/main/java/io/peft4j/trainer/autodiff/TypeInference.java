@@ -62,6 +62,29 @@ public final class TypeInference {
         return new ValueType(dt, d);
     }
 
+    /**
+     * Declares the inferred type of {@code value} as the graph's value_info (dimensions known only
+     * at run time get a name), so that rewrites reading declared types ({@code Heads}) see it.
+     * Returns false, changing nothing, when its element type or rank is not known.
+     */
+    public static boolean declare(io.peft4j.core.onnx.Model model, String value) {
+        Graph g = model.graph();
+        if (g.isGraphInput(value) || g.isGraphOutput(value) || g.valueInfo().containsKey(value)) {
+            return true;
+        }
+        ValueType t = run(g, model.opset("")).type(value);
+        if (t.dtype() == null || !t.hasRank()) {
+            return false;
+        }
+        Object[] dims = new Object[t.rank()];
+        for (int i = 0; i < dims.length; i++) {
+            long d = t.dim(i);
+            dims[i] = d >= 0 ? (Object) d : value + "_dim" + i;
+        }
+        g.setValueInfo(ValueInfos.tensor(value, t.dtype(), dims));
+        return true;
+    }
+
     /** The type of a value; {@link ValueType#UNKNOWN} when nothing is known. */
     public ValueType type(String value) {
         return types.getOrDefault(value, ValueType.UNKNOWN);

@@ -20,7 +20,7 @@ import java.util.Map;
  * takes); {@link #step} updates them in place. The moments are kept per tensor name and made on the
  * first step that sees the name. Not thread-safe.
  */
-public final class AdamW {
+public final class AdamW implements Optimizer {
 
     /**
      * The hyper-parameters; {@link #defaults()} are PyTorch's.
@@ -55,6 +55,10 @@ public final class AdamW {
         public Settings withLr(double newLr) {
             return new Settings(newLr, beta1, beta2, eps, weightDecay);
         }
+
+        public Settings withWeightDecay(double newWeightDecay) {
+            return new Settings(lr, beta1, beta2, eps, newWeightDecay);
+        }
     }
 
     private final Settings settings;
@@ -84,40 +88,41 @@ public final class AdamW {
         return n;
     }
 
-    /**
-     * One update of every tensor in {@code params} from its gradient in {@code grads}, in place.
-     * Every parameter needs a gradient of its length; gradients of other names are refused.
-     */
+    @Override
+    public String name() {
+        return "adamw";
+    }
+
+    /** One update at the settings' learning rate; see {@link #step(Map, Map, double)}. */
     public void step(Map<String, float[]> params, Map<String, float[]> grads) {
-        for (String name : grads.keySet()) {
-            if (!params.containsKey(name)) {
-                throw Peft4jException.notFound("AdamW got a gradient for '" + name + "', which is not a parameter");
-            }
-        }
+        step(params, grads, settings.lr());
+    }
+
+    /**
+     * One update of every tensor in {@code params} from its gradient in {@code grads}, in place,
+     * at learning rate {@code lr} (the settings' other values apply). Every parameter needs a
+     * gradient of its length; gradients of other names are refused.
+     */
+    @Override
+    public void step(Map<String, float[]> params, Map<String, float[]> grads, double lr) {
+        Optimizer.checkStep("AdamW", params, grads);
+        Optimizer.checkLr("AdamW", lr);
         for (Map.Entry<String, float[]> e : params.entrySet()) {
-            float[] g = grads.get(e.getKey());
-            if (g == null) {
-                throw Peft4jException.notFound("AdamW has no gradient for parameter '" + e.getKey() + "'");
-            }
-            if (g.length != e.getValue().length) {
-                throw Peft4jException.shape("AdamW: the gradient of '" + e.getKey() + "' has " + g.length
-                        + " elements, the parameter " + e.getValue().length);
-            }
             float[] mm = m.get(e.getKey());
-            if (mm != null && mm.length != g.length) {
+            if (mm != null && mm.length != e.getValue().length) {
                 throw Peft4jException.shape("AdamW: parameter '" + e.getKey() + "' changed size from " + mm.length
-                        + " to " + g.length);
+                        + " to " + e.getValue().length);
             }
         }
         steps++;
         double bc1 = 1 - Math.pow(settings.beta1(), steps);
         double bc2 = 1 - Math.pow(settings.beta2(), steps);
-        float decay = (float) (1 - settings.lr() * settings.weightDecay());
+        float decay = (float) (1 - lr * settings.weightDecay());
         float b1 = (float) settings.beta1();
         float b2 = (float) settings.beta2();
         float c1 = (float) (1 - settings.beta1());
         float c2 = (float) (1 - settings.beta2());
-        float stepSize = (float) (settings.lr() / bc1);
+        float stepSize = (float) (lr / bc1);
         float bc2Sqrt = (float) Math.sqrt(bc2);
         float eps = (float) settings.eps();
         for (Map.Entry<String, float[]> e : params.entrySet()) {
@@ -134,5 +139,41 @@ public final class AdamW {
                 p[i] = p[i] * decay - stepSize * mi / ((float) Math.sqrt(vi) / bc2Sqrt + eps);
             }
         }
+    }
+
+    @Override
+    public Map<String, float[]> state() {
+        Map<String, float[]> s = new LinkedHashMap<>();
+        m.forEach((k, a) -> s.put("m/" + k, a.clone()));
+        v.forEach((k, a) -> s.put("v/" + k, a.clone()));
+        return s;
+    }
+
+    @Override
+    public void restore(Map<String, float[]> state, long stepCount) {
+        if (stepCount < 0) {
+            throw Peft4jException.invalid("AdamW: a step count cannot be negative, got " + stepCount);
+        }
+        Map<String, float[]> mm = new LinkedHashMap<>();
+        Map<String, float[]> vv = new LinkedHashMap<>();
+        for (Map.Entry<String, float[]> e : state.entrySet()) {
+            String k = e.getKey();
+            if (k.startsWith("m/")) {
+                mm.put(k.substring(2), e.getValue().clone());
+            } else if (k.startsWith("v/")) {
+                vv.put(k.substring(2), e.getValue().clone());
+            } else {
+                throw Peft4jException.invalid("AdamW state has an entry '" + k + "' it does not know (from another optimizer?)");
+            }
+        }
+        if (!mm.keySet().equals(vv.keySet())) {
+            throw Peft4jException.invalid("AdamW state is incomplete: first moments for " + mm.keySet()
+                    + ", second moments for " + vv.keySet());
+        }
+        m.clear();
+        m.putAll(mm);
+        v.clear();
+        v.putAll(vv);
+        steps = stepCount;
     }
 }

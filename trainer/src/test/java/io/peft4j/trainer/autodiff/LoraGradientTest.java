@@ -10,7 +10,7 @@ import io.peft4j.core.tensor.Tensor;
 import io.peft4j.core.testkit.Assets;
 import io.peft4j.core.testkit.OnnxChecker;
 import io.peft4j.core.testkit.TinyModels;
-import io.peft4j.trainer.Heads;
+import io.peft4j.core.peft.Heads;
 import io.peft4j.trainer.LoraFixture;
 import org.junit.jupiter.api.Test;
 
