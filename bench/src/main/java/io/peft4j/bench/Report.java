@@ -534,7 +534,7 @@ public final class Report {
             double wall = opt.containsKey("--wall-seconds") ? Double.parseDouble(opt.get("--wall-seconds")) : 0;
             Context ctx = new Context(opt.getOrDefault("--command", "bench/run"), ZonedDateTime.now(ZoneOffset.UTC), wall,
                     opt.get("--load-before"), Machine.describe(), notes, graphs(Fixtures.workDir()));
-            String md = render(rs, ctx);
+            String md = keepTrainingQuality(out, render(rs, ctx));
             write(out, md);
             System.out.print(summary(rs));
             System.err.println("bench: wrote " + out);
@@ -554,6 +554,23 @@ public final class Report {
         }
         sb.append(TrainingReport.summary(rs, TrainingReport.dir()));
         return sb.toString();
+    }
+
+    /**
+     * The training-quality section ({@link TrainQuality}, measured by its own command) of the file
+     * being replaced, carried over to the end of the new text.
+     */
+    static String keepTrainingQuality(Path out, String md) throws IOException {
+        if (!Files.exists(out)) {
+            return md;
+        }
+        String old = Files.readString(out, StandardCharsets.UTF_8);
+        int b = old.indexOf(TrainQuality.BEGIN);
+        int e = old.indexOf(TrainQuality.END);
+        if (b < 0 || e < b) {
+            return md;
+        }
+        return md.stripTrailing() + "\n\n" + old.substring(b, e + TrainQuality.END.length()) + "\n";
     }
 
     static void write(Path out, String text) throws IOException {

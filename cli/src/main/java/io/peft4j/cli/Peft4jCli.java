@@ -26,6 +26,7 @@ import picocli.CommandLine.Spec;
         subcommands = {
             HelpCommand.class,
             InspectCommand.class,
+            TrainCommand.class,
             ExportCommand.class,
             PredictCommand.class,
             QuickstartCommand.class,

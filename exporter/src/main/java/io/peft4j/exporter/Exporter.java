@@ -89,6 +89,15 @@ public final class Exporter {
                 throw Peft4jException.invalid("adapter name '" + a.name() + "' is given twice; name them apart with NAME=DIR");
             }
         }
+        if (mode == Manifest.Mode.side || mode == Manifest.Mode.multi) {
+            for (NamedAdapter a : adapters) {
+                if (io.peft4j.core.peft.Heads.specOf(a.bundle().config()).isPresent()) {
+                    throw Peft4jException.unsupported("adapter '" + a.name() + "' brings its own classification head ("
+                            + io.peft4j.core.peft.Heads.specOf(a.bundle().config()).get().classes() + " classes); such "
+                            + "adapters export --mode merged (a " + mode + " package switches adapters over one shared head)");
+                }
+            }
+        }
         progress.accept("fingerprinting the base model");
         String fingerprint = BaseFingerprint.of(base);
         List<AdapterBinding> bindings = new ArrayList<>();
