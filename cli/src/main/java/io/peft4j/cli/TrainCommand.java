@@ -218,7 +218,8 @@ public final class TrainCommand implements Callable<Integer> {
         o.println("data: " + split.train().describe() + (split.validation().isPresent()
                 ? "; validation: " + split.validation().get().describe() : "; no validation data"));
         o.flush();
-        Listener listener = new Listener(o, !noProgress && !json);
+        // a bar on a terminal; plain lines every few seconds when the output is a file or a pipe
+        Listener listener = new Listener(o, !noProgress && !json && System.console() != null);
         TrainResult r;
         try {
             r = new Trainer(s, listener).run(split.train(), split.validation().orElse(null));

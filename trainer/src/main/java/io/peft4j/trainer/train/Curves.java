@@ -61,9 +61,9 @@ final class Curves {
             out = left;
         } else {
             XYChart val = chart("Validation", "step", monitor + " / loss");
-            val.addSeries("val_loss", evalSteps, valLoss).setMarker(SeriesMarkers.CIRCLE).setLineColor(new Color(0xd95f0e));
+            style(val.addSeries("val_loss", evalSteps, valLoss), SeriesMarkers.CIRCLE, new Color(0xd95f0e));
             if (!monitor.equals("val_loss")) {
-                val.addSeries(monitor, evalSteps, valMetric).setMarker(SeriesMarkers.DIAMOND).setLineColor(new Color(0x31a354));
+                style(val.addSeries(monitor, evalSteps, valMetric), SeriesMarkers.DIAMOND, new Color(0x31a354));
             }
             BufferedImage right = BitmapEncoder.getBufferedImage(val);
             out = new BufferedImage(2 * W, H, BufferedImage.TYPE_INT_RGB);
@@ -81,11 +81,19 @@ final class Curves {
         AtomicFiles.write(file, png.toByteArray());
     }
 
+    private static void style(XYSeries s, org.knowm.xchart.style.markers.Marker marker, Color color) {
+        s.setMarker(marker);
+        s.setMarkerColor(color);
+        s.setLineColor(color);
+    }
+
     private static XYChart chart(String title, String x, String y) {
         XYChart c = new XYChartBuilder().width(W).height(H).title(title).xAxisTitle(x).yAxisTitle(y).build();
         c.getStyler().setChartBackgroundColor(Color.WHITE);
         c.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideNE);
         c.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
+        c.getStyler().setYAxisDecimalPattern("0.###");
+        c.getStyler().setXAxisDecimalPattern("0");
         return c;
     }
 
