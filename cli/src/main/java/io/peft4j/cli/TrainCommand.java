@@ -120,7 +120,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--alpha", defaultValue = "16", paramLabel = "A", description = "LoRA alpha; the scale is alpha / rank (default: ${DEFAULT-VALUE}).")
     private double alpha;
 
-    @Option(names = "--dropout", defaultValue = "0", paramLabel = "P", description = "LoRA dropout (only 0 is implemented so far).")
+    @Option(names = "--dropout", defaultValue = "0", paramLabel = "P", description = "LoRA dropout on the adapter input while training (default: ${DEFAULT-VALUE}).")
     private double dropout;
 
     @Option(names = "--rslora", description = "Scale LoRA by alpha / sqrt(rank).")

@@ -127,10 +127,6 @@ public final class TrainSettings {
         if (!(dropout >= 0 && dropout < 1)) {
             throw Peft4jException.invalid("--dropout must be in [0, 1), got " + dropout);
         }
-        if (dropout > 0) {
-            throw Peft4jException.unsupported("--dropout " + dropout + ": LoRA dropout is not implemented yet in training "
-                    + "(it needs a training-mode Dropout before each lora_A); train with --dropout 0");
-        }
         if (epochs < 1 && steps < 1) {
             throw Peft4jException.invalid("--epochs must be at least 1 (or give --steps), got " + epochs);
         }

@@ -86,7 +86,15 @@ public final class Trainer {
             throw new Peft4jException(ErrorCode.IO, "cannot create " + s.out + ": " + e.getMessage(), e);
         }
 
-        GradientGraph gg = GradientBuilder.build(tm.model(), tm.trainable(), Losses.softmaxCrossEntropy(tm.logits()));
+        io.peft4j.core.onnx.Model graphModel = tm.model();
+        boolean dropout = tm.dropout() > 0;
+        if (dropout) {
+            // the training graph alone gets LoRA dropout; evaluation runs the adapter as inference does
+            graphModel = OnnxIO.read(OnnxIO.toBytes(tm.model()), "the training model");
+            int n = LoraDropout.apply(graphModel, tm.dropout());
+            listener.message(String.format(java.util.Locale.ROOT, "LoRA dropout %.3g on the input of %d modules", tm.dropout(), n));
+        }
+        GradientGraph gg = GradientBuilder.build(graphModel, tm.trainable(), Losses.softmaxCrossEntropy(tm.logits()));
         int perEpoch = (train.size() + s.batch - 1) / s.batch;
         long total = s.steps > 0 ? s.steps : (long) s.epochs * perEpoch;
         LrSchedule schedule = new LrSchedule(s.schedule, s.lr, s.warmupSteps, total);
@@ -161,6 +169,9 @@ public final class Trainer {
                     pending = following < perEpoch && step + 1 < total ? loader.submit(batchTask(train, order, epoch, following)) : null;
                     Map<String, Tensor> feeds = new LinkedHashMap<>(b.inputs());
                     feeds.put("labels", Tensor.ofLongs(new long[] {b.size()}, b.labels()));
+                    if (dropout) {
+                        feeds.put(LoraDropout.SEED_INPUT, Tensor.ofLongs(new long[] {1}, LoraDropout.stepSeed(s.seed, step)));
+                    }
                     long t0 = System.nanoTime();
                     GradientSession.Step st = session.step(feeds, params);
                     double norm = GradClip.clip(new LinkedHashMap<>(st.gradients()), s.maxGradNorm);

@@ -385,6 +385,11 @@ public final class TrainingModel {
         return baseParameters;
     }
 
+    /** LoRA dropout on the adapter's input while training (the adapter config's {@code lora_dropout}); 0 for other methods. */
+    public double dropout() {
+        return config != null && "LORA".equals(config.peftType()) ? config.loraDropout() : 0;
+    }
+
     public String baseFingerprint() {
         return baseFingerprint;
     }
