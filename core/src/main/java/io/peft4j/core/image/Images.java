@@ -41,7 +41,8 @@ public final class Images {
     }
 
     public static BufferedImage decode(byte[] bytes, String what) {
-        try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(bytes))) {
+        // in memory: ImageIO's default stream for a byte array goes through a temporary file cache
+        try (ImageInputStream in = new javax.imageio.stream.MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))) {
             Iterator<ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
             if (readers == null || !readers.hasNext()) {
                 throw Peft4jException.malformed(what + " is not an image peft4j can read (PNG, JPEG, BMP or GIF)");
@@ -84,8 +85,25 @@ public final class Images {
         }
         int w0 = img.getWidth();
         int h0 = img.getHeight();
-        int[] argb = img.getRGB(0, 0, w0, h0, null, 0, w0);
         float[][] planes = new float[channels][w0 * h0];
+        java.awt.image.Raster raster = img.getRaster();
+        if (img.getColorModel().getColorSpace().getType() == java.awt.color.ColorSpace.TYPE_GRAY) {
+            // the stored gray levels as they are: getRGB would pass them through a gamma conversion
+            // (a stored 128 reads back as about 188)
+            int bits = raster.getSampleModel().getSampleSize(0);
+            float toByte = 255f / ((1 << bits) - 1);
+            float[] gray = new float[w0 * h0];
+            for (int y = 0; y < h0; y++) {
+                for (int x = 0; x < w0; x++) {
+                    gray[y * w0 + x] = raster.getSample(x, y, 0) * toByte;
+                }
+            }
+            for (float[] plane : planes) {
+                System.arraycopy(gray, 0, plane, 0, gray.length);
+            }
+            return normalize(planes, h0, w0, height, width, channels, mean, std);
+        }
+        int[] argb = img.getRGB(0, 0, w0, h0, null, 0, w0);
         for (int i = 0; i < argb.length; i++) {
             int p = argb[i];
             float r = (p >> 16) & 0xff;
@@ -99,6 +117,11 @@ public final class Images {
                 planes[2][i] = b;
             }
         }
+        return normalize(planes, h0, w0, height, width, channels, mean, std);
+    }
+
+    private static float[] normalize(float[][] planes, int h0, int w0, int height, int width, int channels, float[] mean,
+                                     float[] std) {
         float[] out = new float[channels * height * width];
         for (int c = 0; c < channels; c++) {
             float[] resized = resizeBilinear(planes[c], h0, w0, height, width);

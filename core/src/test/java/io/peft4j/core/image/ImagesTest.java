@@ -51,6 +51,24 @@ class ImagesTest {
         assertArrayEquals(new long[] {2, 1, 4, 4}, t.shape());
     }
 
+    /** A gray PNG's stored levels reach the model as stored (no gamma conversion on the way). */
+    @Test
+    void grayImagesKeepTheirStoredLevels() throws Exception {
+        BufferedImage img = new BufferedImage(2, 1, BufferedImage.TYPE_BYTE_GRAY);
+        img.getRaster().setSample(0, 0, 0, 128);
+        img.getRaster().setSample(1, 0, 0, 50);
+        java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
+        javax.imageio.ImageIO.write(img, "png", png);
+        BufferedImage back = Images.decode(png.toByteArray(), "gray.png");
+        float[] one = Images.toChw(back, 1, 2, 1, new float[] {0}, new float[] {1});
+        assertEquals(128 / 255f, one[0], 1e-6f);
+        assertEquals(50 / 255f, one[1], 1e-6f);
+        float[] three = Images.toChw(back, 1, 2, 3, new float[3], new float[] {1, 1, 1});
+        assertEquals(128 / 255f, three[0], 1e-6f);
+        assertEquals(128 / 255f, three[2], 1e-6f);
+        assertEquals(50 / 255f, three[5], 1e-6f);
+    }
+
     @Test
     void neuImagesDecode() throws Exception {
         Path dir = Assets.shared("data/neu-det/scratches");
