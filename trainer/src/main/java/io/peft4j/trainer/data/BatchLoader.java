@@ -111,6 +111,11 @@ public final class BatchLoader implements Iterator<Batch>, AutoCloseable {
         return waitedNanos;
     }
 
+    /** True when no thread of this loader runs any more. */
+    boolean terminated() {
+        return pool == null || pool.isTerminated();
+    }
+
     /** The indices of batch {@code b}. */
     int[] indices(int b) {
         return Arrays.copyOfRange(order, b * batchSize, Math.min(order.length, (b + 1) * batchSize));
