@@ -67,6 +67,33 @@ class ImageTransformTest {
     }
 
     @Test
+    void rasterLayoutsAreReadAsGetRgbReadsThem() {
+        Random r = new Random(10);
+        BufferedImage rgb = Fixtures.image(r, 30, 20, false);
+        for (int type : new int[] {BufferedImage.TYPE_3BYTE_BGR, BufferedImage.TYPE_4BYTE_ABGR, BufferedImage.TYPE_INT_ARGB,
+                BufferedImage.TYPE_USHORT_565_RGB}) {
+            BufferedImage img = new BufferedImage(30, 20, type);
+            img.createGraphics().drawImage(rgb, 0, 0, null);
+            for (BufferedImage view : new BufferedImage[] {img, img.getSubimage(7, 3, 17, 11)}) {
+                Pixels p = ImageFiles.pixels(view);
+                assertEquals(3, p.channels());
+                for (int y = 0; y < view.getHeight(); y++) {
+                    for (int x = 0; x < view.getWidth(); x++) {
+                        int argb = view.getRGB(x, y);
+                        assertEquals((argb >> 16) & 0xff, p.get(0, y, x), "type " + type + " red at " + x + "," + y);
+                        assertEquals((argb >> 8) & 0xff, p.get(1, y, x));
+                        assertEquals(argb & 0xff, p.get(2, y, x));
+                    }
+                }
+            }
+        }
+        BufferedImage gray = Fixtures.image(r, 12, 9, true);
+        Pixels g = ImageFiles.pixels(gray.getSubimage(2, 1, 8, 6));
+        assertEquals(1, g.channels());
+        assertEquals(gray.getRaster().getSample(5, 4, 0), g.get(0, 3, 3));
+    }
+
+    @Test
     void aGrayPngKeepsTheValuesItStores(@TempDir Path dir) {
         BufferedImage img = Fixtures.image(new Random(3), 11, 5, true);
         Path file = Fixtures.write(img, "png", dir.resolve("g.png"));
