@@ -114,7 +114,10 @@ class DatasetsTest {
         assertThrows(Peft4jException.class, () -> DataSpec.builder(p).cacheBytes(-2).build());
         assertThrows(Peft4jException.class, () -> DataSpec.builder(" "));
         DataSpec s = DataSpec.builder(p).mean(0.5f).std(0.25f).seed(4).augment(true).build();
-        assertEquals(s.seed(), s.toBuilder().build().seed());
+        assertEquals(s, s.toBuilder().build());
+        assertEquals(s.hashCode(), s.toBuilder().build().hashCode());
+        assertTrue(s.toString().contains("mean=[0.5]"), s.toString());
+        assertTrue(!s.equals(s.toBuilder().std(0.5f).build()));
         assertArrayEquals(new float[] {0.5f}, s.toBuilder().build().mean());
         assertEquals(2, DataSpec.paths("a.npy,b.npy").size());
         assertEquals(1, DataSpec.paths("a,").size());

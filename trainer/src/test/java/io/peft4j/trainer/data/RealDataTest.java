@@ -89,12 +89,11 @@ class RealDataTest {
         assertEquals(List.of("input_ids", "attention_mask", "token_type_ids"), inputs.names());
         DataSplit s = Datasets.open(DataSpec.builder(sms).valSplit(0.1).seed(2).build(), inputs);
         assertEquals(List.of("ham", "spam"), s.classes());
-        Dataset all = Datasets.open(DataSpec.builder(sms).build(), inputs).train();
-        assertEquals(5574, all.size());
-        int spam = IntStream.of(Splits.labels(all)).sum();
-        assertEquals(747, spam);
-        assertEquals(5574, s.train().size() + s.validation().orElseThrow().size());
-        Batch b = all.batch(new int[] {0, 1, 2}, null);
+        Dataset val = s.validation().orElseThrow();
+        assertEquals(5574, s.train().size() + val.size());
+        assertEquals(747, IntStream.of(Splits.labels(s.train())).sum() + IntStream.of(Splits.labels(val)).sum());
+        assertEquals(75, IntStream.of(Splits.labels(val)).sum(), "10% of the spam");
+        Batch b = s.train().batch(new int[] {0, 1, 2}, null);
         long[] ids = b.inputs().get("input_ids").toLongArray();
         assertEquals(101, ids[0]);
         assertTrue(b.inputs().get("input_ids").dim(1) <= 128);

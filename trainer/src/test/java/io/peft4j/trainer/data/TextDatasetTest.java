@@ -58,6 +58,9 @@ class TextDatasetTest {
             assertEquals(0, t.padId());
             assertTrue(t.source().startsWith("classpath:"));
         }
+        if (System.getenv("DJL_OFFLINE") == null) {
+            assertEquals("true", System.getProperty("ai.djl.offline"), "DJL may not download its library at run time");
+        }
         try (TextTokenizer t = TextTokenizer.open(tokenizerJson, 4)) {
             long[] ids = t.ids("hello world again and again");
             assertArrayEquals(new long[] {CLS, 7592, 2088, SEP}, ids, "truncated to 4 with [SEP] kept last");
@@ -65,6 +68,14 @@ class TextDatasetTest {
             assertEquals(1, e.truncated());
             assertArrayEquals(new long[] {0, 0, 0}, e.typeIds()[0]);
         }
+    }
+
+    @Test
+    void aTokenizerBesideTheModelIsFound(@TempDir Path dir) throws Exception {
+        Path model = Files.write(dir.resolve("model.onnx"), new byte[1]);
+        assertTrue(TextTokenizer.besideModel(model).isEmpty());
+        Files.copy(tokenizerJson, dir.resolve("tokenizer.json"));
+        assertEquals(dir.resolve("tokenizer.json").toAbsolutePath(), TextTokenizer.besideModel(model).orElseThrow());
     }
 
     @Test
