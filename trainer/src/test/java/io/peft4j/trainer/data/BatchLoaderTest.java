@@ -169,7 +169,7 @@ class BatchLoaderTest {
             }
             Peft4jException e = assertThrows(Peft4jException.class, l::next);
             assertEquals(Peft4jException.ErrorCode.MALFORMED, e.code());
-            assertTrue(e.getMessage().startsWith("batch 4 of epoch 7: example 22 (file f22.png)"), e.getMessage());
+            assertTrue(e.getMessage().startsWith("batch 4 of epoch 7, example 22: example 22 (file f22.png)"), e.getMessage());
             assertFalse(l.hasNext());
             assertThrows(IllegalStateException.class, l::next);
             l.close();
@@ -187,7 +187,7 @@ class BatchLoaderTest {
         };
         try (BatchLoader l = new BatchLoader(broken, new int[] {0, 1, 2, 3}, 2, 1, 0, false, 1)) {
             IllegalStateException e = assertThrows(IllegalStateException.class, l::next);
-            assertTrue(e.getMessage().contains("batch 0 of epoch 0"), e.getMessage());
+            assertTrue(e.getMessage().startsWith("batch 0 of epoch 0, example 0 failed"), e.getMessage());
             assertEquals(ArithmeticException.class, e.getCause().getClass());
         }
     }

@@ -245,7 +245,7 @@ class ImageFolderTest {
             loader.next();
             Peft4jException e = assertThrows(Peft4jException.class, loader::next);
             assertEquals(ErrorCode.MALFORMED, e.code());
-            assertTrue(e.getMessage().startsWith("batch 1 of epoch 0: " + bad), e.getMessage());
+            assertTrue(e.getMessage().startsWith("batch 1 of epoch 0, example 6: " + bad), e.getMessage());
         }
     }
 }
