@@ -6,6 +6,7 @@ import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.NoSuchElementException;
+import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ExecutionException;
@@ -28,8 +29,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * threads (0 prepares each batch in the caller's thread when it is asked for).
  *
  * <p>A failure while preparing a batch surfaces from {@link #next()} as a {@link Peft4jException}
- * with the same code, naming the batch and the epoch in front of the dataset's message (which
- * names the file or row at fault); the loader is closed then. {@link #close()} cancels what is
+ * with the same code, naming the batch, the epoch and the example that fails (found by preparing
+ * the batch's examples one at a time) in front of the dataset's message, which names the file or
+ * row at fault; the loader is closed then. Anything else that goes wrong (a bug, not bad data)
+ * surfaces as an {@link IllegalStateException} with the same context. {@link #close()} cancels what is
  * pending and stops the threads; it is idempotent and throws nothing. Use from one thread.
  */
 public final class BatchLoader implements Iterator<Batch>, AutoCloseable {
@@ -111,6 +114,11 @@ public final class BatchLoader implements Iterator<Batch>, AutoCloseable {
         return waitedNanos;
     }
 
+    /** True when no thread of this loader runs any more. */
+    boolean terminated() {
+        return pool == null || pool.isTerminated();
+    }
+
     /** The indices of batch {@code b}. */
     int[] indices(int b) {
         return Arrays.copyOfRange(order, b * batchSize, Math.min(order.length, (b + 1) * batchSize));
@@ -178,17 +186,30 @@ public final class BatchLoader implements Iterator<Batch>, AutoCloseable {
     }
 
     private RuntimeException failure(int b, Throwable cause) {
-        String where = "batch " + b + " of epoch " + epoch;
+        if (cause instanceof Error err) {
+            throw err;
+        }
+        String where = "batch " + b + " of epoch " + epoch + culprit(b).map(i -> ", example " + i).orElse("");
         if (cause instanceof Peft4jException p) {
             return new Peft4jException(p.code(), where + ": " + p.getMessage(), p);
         }
         if (cause instanceof CancellationException) {
             return new IllegalStateException(where + " was cancelled", cause);
         }
-        if (cause instanceof Error err) {
-            throw err;
-        }
         return new IllegalStateException(where + " failed: " + cause, cause);
+    }
+
+    /** The first example of batch {@code b} that fails on its own, if one does. */
+    private Optional<Integer> culprit(int b) {
+        SplittableRandom rng = random(b);
+        for (int i : indices(b)) {
+            try {
+                dataset.batch(new int[] {i}, rng);
+            } catch (RuntimeException e) {
+                return Optional.of(i);
+            }
+        }
+        return Optional.empty();
     }
 
     @Override

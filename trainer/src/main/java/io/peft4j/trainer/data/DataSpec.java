@@ -4,7 +4,9 @@ import io.peft4j.core.Peft4jException;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Objects;
 import java.util.Optional;
 
 /**
@@ -131,6 +133,33 @@ public record DataSpec(List<Path> source, Kind kind, List<Path> validation, doub
     @Override
     public float[] std() {
         return std.clone();
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof DataSpec d && source.equals(d.source) && kind == d.kind && validation.equals(d.validation)
+                && Double.compare(valSplit, d.valSplit) == 0 && seed == d.seed && Arrays.equals(mean, d.mean)
+                && Arrays.equals(std, d.std) && imageHeight == d.imageHeight && imageWidth == d.imageWidth
+                && augment == d.augment && tokenizer.equals(d.tokenizer) && maxLength == d.maxLength && padding == d.padding
+                && textColumn.equals(d.textColumn) && labelColumn.equals(d.labelColumn) && cacheBytes == d.cacheBytes
+                && workers == d.workers;
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(source, kind, validation, valSplit, seed, Arrays.hashCode(mean), Arrays.hashCode(std), imageHeight,
+                imageWidth, augment, tokenizer, maxLength, padding, textColumn, labelColumn, cacheBytes, workers);
+    }
+
+    /** Every option, arrays included, for logs and provenance. */
+    @Override
+    public String toString() {
+        return "DataSpec[source=" + source + ", kind=" + kind + ", validation=" + validation + ", valSplit=" + valSplit
+                + ", seed=" + seed + ", mean=" + Arrays.toString(mean) + ", std=" + Arrays.toString(std) + ", imageSize="
+                + imageHeight + "x" + imageWidth + ", augment=" + augment + ", tokenizer=" + tokenizer.map(Path::toString)
+                .orElse("default") + ", maxLength=" + maxLength + ", padding=" + padding + ", textColumn="
+                + textColumn.orElse("auto") + ", labelColumn=" + labelColumn.orElse("auto") + ", cacheBytes=" + cacheBytes
+                + ", workers=" + workers + "]";
     }
 
     /** Options for {@code data} with every other option at its default. */

@@ -305,7 +305,8 @@ public final class Datasets {
         TextDataset.Labels labels = TextDataset.Labels.of(ex.labels(), ex.lines(), src);
         int[] y = labels.indexes(ex.labels(), ex.lines(), src);
         Optional<Path> valSrc = spec.validation().stream().findFirst();
-        Optional<TextTable.Examples> vex = valSrc.map(v -> TextTable.read(v, spec.textColumn(), spec.labelColumn()));
+        Optional<TextTable.Examples> vex = valSrc.map(v -> TextTable.read(v, Optional.of(ex.textColumn()),
+                Optional.of(ex.labelColumn())));
         Optional<int[]> vy = vex.map(v -> labels.indexes(v.labels(), v.lines(), valSrc.get()));
         try (TextTokenizer tok = spec.tokenizer().map(p -> TextTokenizer.open(p, maxLength))
                 .or(() -> TextTokenizer.bundledMiniLm(maxLength))

@@ -63,6 +63,7 @@ final class ImageDataset implements Dataset {
     private final Cache cache;
     private final Pixels[] cached;
     private final long cachedBytes;
+    private final long budget;
 
     /**
      * @param origin  what the data is, for {@link #describe()} ("image folder /data/neu-det")
@@ -81,6 +82,7 @@ final class ImageDataset implements Dataset {
         this.transform = transform;
         this.input = input;
         this.augment = augment;
+        this.budget = budget;
         int n = source.size();
         long resizedBytes = (long) n * transform.height * transform.width * Math.min(3, transform.channels);
         if (source.inMemory()) {
@@ -154,7 +156,7 @@ final class ImageDataset implements Dataset {
             transform.apply(p, aug, all, k * per);
             y[k] = labels[i];
         }
-        ByteBuffer b = ByteBuffer.allocate(all.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = ByteBuffer.allocate(Math.multiplyExact(all.length, 4)).order(ByteOrder.LITTLE_ENDIAN);
         b.asFloatBuffer().put(all);
         Tensor x = Tensor.wrap(DataType.FLOAT,
                 new long[] {indices.length, transform.channels, transform.height, transform.width}, b);
@@ -167,7 +169,7 @@ final class ImageDataset implements Dataset {
             case IN_MEMORY -> "in memory";
             case SOURCE -> "decoded images cached (" + mb(cachedBytes) + ")";
             case RESIZED -> "images cached at model size (" + mb(cachedBytes) + ")";
-            case NONE -> "decoded per batch (too large to cache)";
+            case NONE -> "decoded per batch (more than the " + mb(budget) + " cache budget)";
         };
         return String.format(Locale.ROOT, "%s: %d images, %d classes, %s %dx%dx%d%s, %s", origin, size(), classes.size(),
                 input, transform.channels, transform.height, transform.width, augment ? ", augmented" : "", mem);

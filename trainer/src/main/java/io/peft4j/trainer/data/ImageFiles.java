@@ -12,7 +12,9 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
 import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
 import java.awt.image.ColorModel;
+import java.awt.image.ComponentSampleModel;
 import java.awt.image.DataBuffer;
+import java.awt.image.DataBufferByte;
 import java.awt.image.Raster;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -141,6 +143,13 @@ final class ImageFiles {
         int csType = cm.getColorSpace().getType();
         int transfer = raster.getTransferType();
         boolean plain = !cm.isAlphaPremultiplied() && !(cm instanceof java.awt.image.IndexColorModel);
+        boolean rgb8 = plain && cm.getColorSpace().isCS_sRGB() && transfer == DataBuffer.TYPE_BYTE && raster.getNumBands() >= 3
+                && cm.getComponentSize(0) == 8 && cm.getComponentSize(1) == 8 && cm.getComponentSize(2) == 8;
+        boolean gray8 = plain && csType == ColorSpace.TYPE_GRAY && transfer == DataBuffer.TYPE_BYTE && cm.getComponentSize(0) == 8;
+        if ((rgb8 || gray8) && raster.getDataBuffer() instanceof DataBufferByte db && db.getNumBanks() == 1
+                && raster.getSampleModel() instanceof ComponentSampleModel sm) {
+            return direct(db, sm, raster, w, h, gray8 ? 1 : 3);
+        }
         if (plain && csType == ColorSpace.TYPE_GRAY && (transfer == DataBuffer.TYPE_BYTE || transfer == DataBuffer.TYPE_USHORT)
                 && cm.getComponentSize(0) <= 16) {
             int bits = cm.getComponentSize(0);
@@ -153,8 +162,7 @@ final class ImageFiles {
             return new Pixels(1, h, w, out);
         }
         byte[] out = new byte[3 * n];
-        if (plain && cm.getColorSpace().isCS_sRGB() && transfer == DataBuffer.TYPE_BYTE && raster.getNumBands() >= 3
-                && cm.getComponentSize(0) == 8 && cm.getComponentSize(1) == 8 && cm.getComponentSize(2) == 8) {
+        if (rgb8) {
             int[] s = null;
             for (int c = 0; c < 3; c++) {
                 s = raster.getSamples(0, 0, w, h, c, s);
@@ -171,11 +179,59 @@ final class ImageFiles {
                 out[2 * n + i] = (byte) p;
             }
         }
-        for (int i = 0; i < n; i++) {
-            if (out[i] != out[n + i] || out[i] != out[2 * n + i]) {
-                return new Pixels(3, h, w, out);
+        return grayIfEqual(out, h, w);
+    }
+
+    /** 8-bit samples straight from the raster's array (ImageIO's usual JPEG, PNG and BMP layouts). */
+    private static Pixels direct(DataBufferByte db, ComponentSampleModel sm, Raster raster, int w, int h, int bands) {
+        byte[] src = db.getData();
+        int ps = sm.getPixelStride();
+        int ss = sm.getScanlineStride();
+        int[] bo = sm.getBandOffsets();
+        int[] bank = sm.getBankIndices();
+        for (int b : bank) {
+            if (b != 0) {
+                throw new IllegalStateException("a one-bank raster names bank " + b);
             }
         }
-        return new Pixels(1, h, w, java.util.Arrays.copyOf(out, n));
+        int base = db.getOffset() - raster.getSampleModelTranslateY() * ss - raster.getSampleModelTranslateX() * ps;
+        int n = w * h;
+        byte[] out = new byte[bands * n];
+        if (bands == 1) {
+            int i = 0;
+            for (int y = 0; y < h; y++) {
+                int p = base + bo[0] + y * ss;
+                for (int x = 0; x < w; x++, p += ps) {
+                    out[i++] = src[p];
+                }
+            }
+            return new Pixels(1, h, w, out);
+        }
+        int diff = 0;
+        int i = 0;
+        for (int y = 0; y < h; y++) {
+            int p = base + y * ss;
+            for (int x = 0; x < w; x++, p += ps, i++) {
+                byte r = src[p + bo[0]];
+                byte g = src[p + bo[1]];
+                byte b = src[p + bo[2]];
+                out[i] = r;
+                out[n + i] = g;
+                out[2 * n + i] = b;
+                diff |= (r ^ g) | (r ^ b);
+            }
+        }
+        return diff == 0 ? new Pixels(1, h, w, java.util.Arrays.copyOf(out, n)) : new Pixels(3, h, w, out);
+    }
+
+    /** Planar RGB as one plane when its three channels are equal everywhere. */
+    private static Pixels grayIfEqual(byte[] rgb, int h, int w) {
+        int n = h * w;
+        for (int i = 0; i < n; i++) {
+            if (rgb[i] != rgb[n + i] || rgb[i] != rgb[2 * n + i]) {
+                return new Pixels(3, h, w, rgb);
+            }
+        }
+        return new Pixels(1, h, w, java.util.Arrays.copyOf(rgb, n));
     }
 }

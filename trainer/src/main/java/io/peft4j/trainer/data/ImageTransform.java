@@ -50,23 +50,44 @@ final class ImageTransform {
         return channels * height * width;
     }
 
+    /** A window of an image ({@code y, x, height, width}) and whether it is mirrored left to right. */
+    record Crop(int y, int x, int height, int width, boolean flip) {
+        static Crop full(Pixels p) {
+            return new Crop(0, 0, p.height(), p.width(), false);
+        }
+
+        /**
+         * A random crop of a {@code h × w} image: a side fraction uniform in [{@value #MIN_CROP}, 1] (the
+         * same for both sides), a uniform position, and a flip with probability 1/2; always the same
+         * draws in the same order.
+         */
+        static Crop draw(SplittableRandom rng, int h, int w) {
+            double s = MIN_CROP + (1 - MIN_CROP) * rng.nextDouble();
+            int ch = Math.max(1, (int) Math.round(s * h));
+            int cw = Math.max(1, (int) Math.round(s * w));
+            int y = rng.nextInt(h - ch + 1);
+            int x = rng.nextInt(w - cw + 1);
+            return new Crop(y, x, ch, cw, rng.nextBoolean());
+        }
+    }
+
     /**
      * Writes the model input for {@code p} to {@code out[off .. off + size())}; {@code rng} non-null
-     * draws a crop and a flip from it (always the same draws, in the same order).
+     * augments with a {@link Crop#draw random crop and flip}.
      */
     void apply(Pixels p, SplittableRandom rng, float[] out, int off) {
-        int cy = 0;
-        int cx = 0;
-        int ch = p.height();
-        int cw = p.width();
-        boolean flip = false;
-        if (rng != null) {
-            double s = MIN_CROP + (1 - MIN_CROP) * rng.nextDouble();
-            ch = Math.max(1, (int) Math.round(s * p.height()));
-            cw = Math.max(1, (int) Math.round(s * p.width()));
-            cy = rng.nextInt(p.height() - ch + 1);
-            cx = rng.nextInt(p.width() - cw + 1);
-            flip = rng.nextBoolean();
+        apply(p, rng == null ? Crop.full(p) : Crop.draw(rng, p.height(), p.width()), out, off);
+    }
+
+    /** Writes the model input for the window {@code crop} of {@code p}. */
+    void apply(Pixels p, Crop crop, float[] out, int off) {
+        int cy = crop.y();
+        int cx = crop.x();
+        int ch = crop.height();
+        int cw = crop.width();
+        boolean flip = crop.flip();
+        if (cy < 0 || cx < 0 || ch < 1 || cw < 1 || cy + ch > p.height() || cx + cw > p.width()) {
+            throw new IllegalArgumentException(crop + " is outside a " + p.height() + "x" + p.width() + " image");
         }
         int plane = height * width;
         if (channels == 1 && p.channels() == 3) {

@@ -3,7 +3,6 @@ package io.peft4j.trainer.data;
 import io.peft4j.core.Peft4jException;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
@@ -131,9 +130,5 @@ public final class Splits {
         k *= 0xc4ceb9fe1a85ec53L;
         k ^= k >>> 33;
         return k;
-    }
-
-    static String head(int[] a) {
-        return a.length <= 8 ? Arrays.toString(a) : Arrays.toString(Arrays.copyOf(a, 8)).replace("]", ", …]");
     }
 }

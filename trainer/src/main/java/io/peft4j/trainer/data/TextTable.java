@@ -27,9 +27,12 @@ import java.util.Set;
  *
  * <p>Columns are named (a header row, or JSON fields) or, for TSV and CSV, given as 0-based
  * indexes. Left out, they are detected: a header row is one that names a text column ({@code text},
- * {@code sentence}, …) and a label column ({@code label}, {@code class}, …); a table without a
- * header and with two columns has its label in the column with fewer distinct values (so
- * {@code label<TAB>text} files such as the SMS Spam Collection need no options). Blank lines are
+ * {@code sentence}, …) or a label column ({@code label}, {@code class}, …), and both are then looked
+ * up by those names; a table without a header and with two columns has its label in the column
+ * that holds only integers, else in the one with fewer distinct values (so
+ * {@code label<TAB>text} files such as the SMS Spam Collection need no options; on a tie, the
+ * column with the shorter values). A validation table is read with the columns found in the
+ * training table. Blank lines are
  * skipped; every error names the file and the line.
  */
 final class TextTable {
@@ -199,7 +202,7 @@ final class TextTable {
         if (byName) {
             header = true;
         } else if (textColumn.isEmpty() && labelColumn.isEmpty()) {
-            header = find(first, TEXT_NAMES) >= 0 && find(first, LABEL_NAMES) >= 0;
+            header = find(first, TEXT_NAMES) >= 0 || find(first, LABEL_NAMES) >= 0;
         } else {
             int li = labelColumn.map(TextTable::index).orElse(-1);
             header = li >= 0 && li < first.size() && LABEL_NAMES.contains(first.get(li).strip().toLowerCase(Locale.ROOT));
@@ -222,13 +225,7 @@ final class TextTable {
                     throw Peft4jException.invalid(file + " has " + cols + " columns and no header naming 'text' and 'label'; "
                             + "say which column holds the text and which the label");
                 }
-                int d0 = distinct(data, 0);
-                int d1 = distinct(data, 1);
-                if (d0 == d1) {
-                    throw Peft4jException.invalid(file + ": both columns have " + d0 + " distinct values, so which one is the "
-                            + "label cannot be told; say which column holds the text and which the label");
-                }
-                li = d0 < d1 ? 0 : 1;
+                li = labelColumnOfTwo(file, data);
                 ti = 1 - li;
             } else if (ti < 0 || li < 0) {
                 if (cols != 2) {
@@ -245,8 +242,8 @@ final class TextTable {
         if (ti == li) {
             throw Peft4jException.invalid(file + ": the text and the label cannot be the same column (" + ti + ")");
         }
-        String tName = header ? first.get(ti) : Integer.toString(ti);
-        String lName = header ? first.get(li) : Integer.toString(li);
+        String tName = header ? first.get(ti).strip() : Integer.toString(ti);
+        String lName = header ? first.get(li).strip() : Integer.toString(li);
         List<String> texts = new ArrayList<>(data.size());
         List<String> labels = new ArrayList<>(data.size());
         int[] lines = new int[data.size()];
@@ -318,6 +315,47 @@ final class TextTable {
             }
         }
         return -1;
+    }
+
+    /**
+     * Of two columns, the label is the one that holds only integers if just one does, else the one
+     * with fewer distinct values, else the one with shorter values on average.
+     */
+    private static int labelColumnOfTwo(Path file, List<Row> data) {
+        boolean i0 = integers(data, 0);
+        boolean i1 = integers(data, 1);
+        if (i0 != i1) {
+            return i0 ? 0 : 1;
+        }
+        int d0 = distinct(data, 0);
+        int d1 = distinct(data, 1);
+        if (d0 != d1) {
+            return d0 < d1 ? 0 : 1;
+        }
+        double l0 = meanLength(data, 0);
+        double l1 = meanLength(data, 1);
+        if (l0 != l1) {
+            return l0 < l1 ? 0 : 1;
+        }
+        throw Peft4jException.invalid(file + ": both columns have " + d0 + " distinct values of the same mean length, so "
+                + "which one is the label cannot be told; say which column holds the text and which the label");
+    }
+
+    private static boolean integers(List<Row> rows, int column) {
+        for (Row r : rows) {
+            if (column >= r.cells().size() || !r.cells().get(column).strip().matches("-?\\d{1,9}")) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static double meanLength(List<Row> rows, int column) {
+        long sum = 0;
+        for (Row r : rows) {
+            sum += column < r.cells().size() ? r.cells().get(column).strip().length() : 0;
+        }
+        return (double) sum / rows.size();
     }
 
     private static int distinct(List<Row> rows, int column) {

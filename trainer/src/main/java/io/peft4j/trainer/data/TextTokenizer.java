@@ -85,6 +85,16 @@ public final class TextTokenizer implements AutoCloseable {
         }
     }
 
+    /**
+     * The {@code tokenizer.json} in the folder of {@code modelFile}, where Hugging Face exports
+     * (Optimum, {@code save_pretrained}) put it, if there is one.
+     */
+    public static Optional<Path> besideModel(Path modelFile) {
+        Path dir = modelFile.toAbsolutePath().getParent();
+        Path candidate = dir == null ? null : dir.resolve("tokenizer.json");
+        return candidate != null && Files.isRegularFile(candidate) ? Optional.of(candidate) : Optional.empty();
+    }
+
     static TextTokenizer open(byte[] json, String source, int maxLength) {
         if (maxLength < 2) {
             throw Peft4jException.invalid("max length must be at least 2 tokens, got " + maxLength);
