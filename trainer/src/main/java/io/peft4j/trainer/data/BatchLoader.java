@@ -104,6 +104,28 @@ public final class BatchLoader implements Iterator<Batch>, AutoCloseable {
         };
     }
 
+    /**
+     * Starts the epoch at batch {@code first} (a run resumed in the middle of an epoch): the batches
+     * before it are neither prepared nor delivered, and the ones after it are exactly those of a
+     * loader that started at 0. Only before the first {@link #next()}.
+     */
+    public BatchLoader startAt(int first) {
+        if (delivered != 0) {
+            throw new IllegalStateException("startAt comes before the first batch is taken");
+        }
+        if (first < 0 || first > batches) {
+            throw Peft4jException.invalid("batch " + first + " is outside the " + batches + " batches of epoch " + epoch);
+        }
+        for (Future<Batch> f : pending) {
+            f.cancel(true);
+        }
+        pending.clear();
+        submitted = first;
+        delivered = first;
+        fill();
+        return this;
+    }
+
     /** Number of batches in this epoch. */
     public int batches() {
         return batches;

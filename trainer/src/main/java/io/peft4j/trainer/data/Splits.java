@@ -117,7 +117,7 @@ public final class Splits {
     }
 
     /** A 64-bit seed from three numbers, every bit of each affecting every bit of the result. */
-    static long mix(long a, long b, long c) {
+    public static long mix(long a, long b, long c) {
         long h = fmix(a ^ 0x9E3779B97F4A7C15L);
         h = fmix(h ^ (b + 0x632BE59BD9B4E019L));
         return fmix(h ^ (c + 0x2545F4914F6CDD1DL));

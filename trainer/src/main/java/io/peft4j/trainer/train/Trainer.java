@@ -14,6 +14,8 @@ import io.peft4j.trainer.autodiff.GradientBuilder;
 import io.peft4j.trainer.autodiff.GradientGraph;
 import io.peft4j.trainer.autodiff.Losses;
 import io.peft4j.trainer.data.Batch;
+import io.peft4j.trainer.data.BatchLoader;
+import io.peft4j.trainer.data.Splits;
 import io.peft4j.trainer.data.Dataset;
 import io.peft4j.trainer.optim.AdamW;
 import io.peft4j.trainer.optim.GradClip;
@@ -29,15 +31,9 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 /**
  * The training loop: mini-batches of the training data through forward, softmax cross-entropy and
@@ -52,6 +48,9 @@ import java.util.concurrent.Future;
  * resumed from a checkpoint continues exactly as the uninterrupted run would have.
  */
 public final class Trainer {
+
+    /** Threads that prepare batches ahead of the step (images are decoded and cached when the data opens). */
+    private static final int LOADER_THREADS = 1;
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     private static final ObjectMapper LINE = new ObjectMapper();
@@ -149,11 +148,7 @@ public final class Trainer {
         Evaluation lastEval = null;
         boolean stoppedEarly = false;
         String stopReason = step >= total ? "nothing left to do" : null;
-        ExecutorService loader = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "peft4j-batch-loader");
-            t.setDaemon(true);
-            return t;
-        });
+        long dataWait = 0;
         try (GradientSession session = new GradientSession(gg, s.threads);
              ForwardSession eval = val == null ? null : new ForwardSession(tm.model(), tm.trainable(), tm.logits(), s.threads);
              BufferedWriter log = Files.newBufferedWriter(metricsLog, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
@@ -161,12 +156,11 @@ public final class Trainer {
             listener.started(step, total, perEpoch);
             Path lastCheckpoint = null;
             while (step < total && !stoppedEarly) {
-                int[] order = order(train.size(), s.seed, epoch, s.shuffle);
-                Future<Batch> pending = nextBatch < perEpoch ? loader.submit(batchTask(train, order, epoch, nextBatch)) : null;
+                int[] order = s.shuffle ? Splits.shuffled(train.size(), s.seed, epoch) : identity(train.size());
+                try (BatchLoader loader = new BatchLoader(train, order, s.batch, s.seed, epoch, s.augment, LOADER_THREADS)
+                        .startAt(Math.toIntExact(nextBatch))) {
                 while (nextBatch < perEpoch && step < total) {
-                    Batch b = get(pending);
-                    long following = nextBatch + 1;
-                    pending = following < perEpoch && step + 1 < total ? loader.submit(batchTask(train, order, epoch, following)) : null;
+                    Batch b = loader.next();
                     Map<String, Tensor> feeds = new LinkedHashMap<>(b.inputs());
                     feeds.put("labels", Tensor.ofLongs(new long[] {b.size()}, b.labels()));
                     if (dropout) {
@@ -206,8 +200,7 @@ public final class Trainer {
                                 bestMetric, bestStep, sinceBest, settingsJson).write(s.out);
                     }
                 }
-                if (pending != null) {
-                    pending.cancel(true);
+                dataWait += loader.waitedNanos();
                 }
                 boolean epochDone = nextBatch >= perEpoch;
                 if (epochDone) {
@@ -255,8 +248,6 @@ public final class Trainer {
             log.flush();
         } catch (IOException e) {
             throw new Peft4jException(ErrorCode.IO, "cannot write " + metricsLog + ": " + e.getMessage(), e);
-        } finally {
-            loader.shutdownNow();
         }
         listener.finished();
 
@@ -266,6 +257,8 @@ public final class Trainer {
         }
         Map<String, Object> metrics = metrics(tm, train, val, stepMs, lastEval, step, total, stoppedEarly, stopReason,
                 bestMetric, bestStep, started);
+        // time the loop waited for the data loader (decoding, augmentation): near 0 when data keeps up
+        metrics.put("data_wait_s", dataWait / 1e9);
         Path output = writeResult(tm, result, metrics, train, val);
         metrics.put("output", output.toString());
         metrics.put(tm.method().writesAdapter() ? "adapter_bytes" : "model_bytes", sizeOf(output));
@@ -316,52 +309,17 @@ public final class Trainer {
         }
     }
 
-    /** The order of epoch {@code epoch}: 0..n-1, shuffled from (seed, epoch) unless {@code shuffle} is off. */
-    public static int[] order(int n, long seed, int epoch, boolean shuffle) {
+    private static int[] identity(int n) {
         int[] o = new int[n];
         for (int i = 0; i < n; i++) {
             o[i] = i;
         }
-        if (shuffle) {
-            SplittableRandom r = new SplittableRandom(mix(seed, epoch, -1));
-            for (int i = n - 1; i > 0; i--) {
-                int j = r.nextInt(i + 1);
-                int t = o[i];
-                o[i] = o[j];
-                o[j] = t;
-            }
-        }
         return o;
     }
 
-    /** A seed derived from (seed, epoch, batch), for shuffles and augmentation. */
-    public static long mix(long seed, long epoch, long batch) {
-        long h = seed * 0x9E3779B97F4A7C15L + epoch * 0xBF58476D1CE4E5B9L + batch * 0x94D049BB133111EBL;
-        h ^= h >>> 31;
-        h *= 0xD6E8FEB86659FD93L;
-        return h ^ (h >>> 29);
-    }
-
-    private java.util.concurrent.Callable<Batch> batchTask(Dataset train, int[] order, int epoch, long b) {
-        int from = Math.toIntExact(b * s.batch);
-        int to = Math.min(order.length, from + s.batch);
-        int[] idx = Arrays.copyOfRange(order, from, to);
-        SplittableRandom aug = s.augment ? new SplittableRandom(mix(s.seed, epoch, b)) : null;
-        return () -> train.batch(idx, aug);
-    }
-
-    private static Batch get(Future<Batch> f) {
-        try {
-            return f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new Peft4jException(ErrorCode.IO, "interrupted while loading a batch", e);
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof Peft4jException p) {
-                throw p;
-            }
-            throw new Peft4jException(ErrorCode.IO, "loading a batch failed: " + e.getCause(), e.getCause());
-        }
+    /** A seed derived from (seed, a, b), for per-step values such as dropout masks. */
+    static long mix(long seed, long a, long b) {
+        return Splits.mix(seed, a, b);
     }
 
     private Evaluation evaluate(ForwardSession eval, Dataset val, Map<String, float[]> params, int k) {

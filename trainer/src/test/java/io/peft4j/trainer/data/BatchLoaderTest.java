@@ -130,6 +130,20 @@ class BatchLoaderTest {
         assertNotEquals(reference.get(0)[1], reference.get(1)[1], "each batch has its own random source");
     }
 
+    /** A resumed epoch: starting at batch 5 gives batches 5… exactly as a loader that started at 0. */
+    @Test
+    void startingInsideAnEpochGivesTheSameLaterBatches() {
+        Numbers ds = new Numbers(103);
+        int[] order = Splits.shuffled(103, 11, 2);
+        List<float[]> whole = all(new BatchLoader(ds, order, 8, 42, 2, true, 2));
+        List<float[]> tail = all(new BatchLoader(ds, order, 8, 42, 2, true, 2).startAt(5));
+        assertEquals(whole.size() - 5, tail.size());
+        for (int b = 0; b < tail.size(); b++) {
+            assertArrayEquals(whole.get(b + 5), tail.get(b), "batch " + (b + 5));
+        }
+        assertThrows(io.peft4j.core.Peft4jException.class, () -> new BatchLoader(ds, order, 8, 42, 2, true, 0).startAt(99));
+    }
+
     @Test
     void withoutAugmentationBatchesGetNoRandomSource() {
         for (float[] b : all(new BatchLoader(new Numbers(9), Splits.shuffled(9, 1, 0), 4, 1, 0, false, 2))) {
