@@ -93,7 +93,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--augment", description = "Light augmentation of training images (horizontal flip, small crop).")
     private boolean augment;
 
-    @Option(names = "--tokenizer", paramLabel = "tokenizer.json", description = "Text: a Hugging Face tokenizer (default: all-MiniLM-L6-v2's).")
+    @Option(names = "--tokenizer", paramLabel = "tokenizer.json", description = "Text: a Hugging Face tokenizer.json (default: tokenizer.json or <model>-tokenizer.json beside the model).")
     private Path tokenizer;
 
     @Option(names = "--max-length", defaultValue = "128", paramLabel = "N", description = "Text: most tokens per example (default: ${DEFAULT-VALUE}).")
@@ -291,7 +291,8 @@ public final class TrainCommand implements Callable<Integer> {
             }
         }
         return new DataSpec(data, kind, val, split, seed, floats(mean), floats(std), h, w, augment,
-                Optional.ofNullable(tokenizer), maxLength, DataSpec.Padding.LONGEST, Optional.ofNullable(textColumn),
+                Optional.ofNullable(tokenizer).or(() -> kind == DataSpec.Kind.TEXT
+                        ? io.peft4j.trainer.data.TextTokenizer.besideModel(base) : Optional.empty()), maxLength, DataSpec.Padding.LONGEST, Optional.ofNullable(textColumn),
                 Optional.ofNullable(labelColumn), -1, Math.max(1, Runtime.getRuntime().availableProcessors()));
     }
 
