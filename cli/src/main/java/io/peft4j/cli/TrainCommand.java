@@ -93,7 +93,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--augment", description = "Light augmentation of training images (horizontal flip, small crop).")
     private boolean augment;
 
-    @Option(names = "--tokenizer", paramLabel = "tokenizer.json", description = "Text: a Hugging Face tokenizer.json (default: tokenizer.json or <model>-tokenizer.json beside the model).")
+    @Option(names = "--tokenizer", paramLabel = "tokenizer.json", description = "Text: a Hugging Face tokenizer.json (default: tokenizer.json beside the model).")
     private Path tokenizer;
 
     @Option(names = "--max-length", defaultValue = "128", paramLabel = "N", description = "Text: most tokens per example (default: ${DEFAULT-VALUE}).")
