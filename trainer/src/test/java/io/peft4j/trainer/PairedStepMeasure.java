@@ -29,7 +29,9 @@ import java.util.Random;
  * A, B, …) in one JVM on one shared pool of 2 intra-op threads, so that a busy machine slows both
  * alike. Prints each one's median and quartiles, the median of the per-pair ratios B ÷ A, and
  * checks first that both compute the same loss and gradients (1e-3 relative to each gradient's
- * largest entry).
+ * largest entry). Also the process's CPU time per step, which a busy machine inflates less than
+ * the wall time; run with {@code -Dpeft4j.spin=0} for it to count work rather than ONNX Runtime's
+ * threads spinning while they wait.
  *
  * <pre>
  * java -Xmx4g -cp ... io.peft4j.trainer.PairedStepMeasure A.onnx B.onnx [pairs, default 40]
@@ -46,6 +48,7 @@ public final class PairedStepMeasure {
         try (OrtEnvironment.ThreadingOptions t = new OrtEnvironment.ThreadingOptions()) {
             t.setGlobalIntraOpNumThreads(2);
             t.setGlobalInterOpNumThreads(1);
+            t.setGlobalSpinControl(!"0".equals(System.getProperty("peft4j.spin", "1")));
             env = OrtEnvironment.getEnvironment(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, "paired-steps", t);
         }
         Model a = OnnxIO.read(Path.of(args[0]));
@@ -63,14 +66,25 @@ public final class PairedStepMeasure {
                 }
                 double[] ta = new double[pairs];
                 double[] tb = new double[pairs];
+                double[] ca = new double[pairs];
+                double[] cb = new double[pairs];
                 double[] ratio = new double[pairs];
+                double[] cpuRatio = new double[pairs];
                 for (int i = 0; i < pairs; i++) {
+                    long c0 = cpuNanos();
                     ta[i] = time(sa, feeds);
+                    long c1 = cpuNanos();
                     tb[i] = time(sb, feeds);
+                    long c2 = cpuNanos();
+                    ca[i] = (c1 - c0) / 1e6;
+                    cb[i] = (c2 - c1) / 1e6;
                     ratio[i] = tb[i] / ta[i];
+                    cpuRatio[i] = cb[i] / ca[i];
                 }
-                System.out.printf("A %s: %s%nB %s: %s%nB / A per pair: median %.3f (quartiles %.3f – %.3f) over %d pairs%n",
-                        args[0], stats(ta), args[1], stats(tb), q(ratio, 0.5), q(ratio, 0.25), q(ratio, 0.75), pairs);
+                System.out.printf("A %s: %s; CPU time %s%nB %s: %s; CPU time %s%n"
+                                + "B / A per pair: median %.3f (quartiles %.3f – %.3f), CPU time %.3f (%.3f – %.3f) over %d pairs%n",
+                        args[0], stats(ta), stats(ca), args[1], stats(tb), stats(cb), q(ratio, 0.5), q(ratio, 0.25),
+                        q(ratio, 0.75), q(cpuRatio, 0.5), q(cpuRatio, 0.25), q(cpuRatio, 0.75), pairs);
             }
         } finally {
             feeds.values().forEach(OnnxTensor::close);
@@ -109,6 +123,12 @@ public final class PairedStepMeasure {
             }
         }
         return out;
+    }
+
+    /** CPU time of the whole process (every thread), in ns: on a busy machine it counts the work, not the waiting. */
+    private static long cpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+                .getProcessCpuTime();
     }
 
     private static double time(OrtSession s, Map<String, OnnxTensor> feeds) throws OrtException {
