@@ -73,14 +73,10 @@ public final class StepMeasure {
             case "lora" -> trainable = lora(m).trainable();
             case "full" -> {
                 trainable = new ArrayList<>();
-                // the weight gradient of grouped (depthwise) convolutions has no rule yet: those stay frozen
-                java.util.Set<String> grouped = new java.util.HashSet<>();
-                io.peft4j.core.modules.TargetFinder.find(m.graph()).stream().filter(t -> t.groups() > 1)
-                        .forEach(t -> grouped.add(t.weight()));
                 for (Map.Entry<String, Tensor> e : m.graph().initializers().entrySet()) {
                     // every float weight, BatchNorm statistics excepted (frozen in inference mode)
                     if (e.getValue().dtype().isFloatingPoint() && !e.getKey().endsWith("running_mean")
-                            && !e.getKey().endsWith("running_var") && !grouped.contains(e.getKey())) {
+                            && !e.getKey().endsWith("running_var")) {
                         trainable.add(e.getKey());
                     }
                 }

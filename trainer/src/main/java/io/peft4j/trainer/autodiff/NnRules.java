@@ -188,10 +188,7 @@ final class NnRules {
                     : convInputGrad(c, g, w, wt, geo, pads, group, x));
         }
         if (c.needsGrad(1)) {
-            if (group != 1) {
-                throw c.unsupported("the weight gradient of a grouped convolution (group = " + group + ")");
-            }
-            c.setGrad(1, taps != null ? weightGradFromTaps(c, taps, x, wt) : convWeightGrad(c, x, g, wt, geo, pads));
+            c.setGrad(1, taps != null ? weightGradFromTaps(c, taps, x, wt) : convWeightGrad(c, x, g, wt, geo, pads, group));
         }
     }
 
@@ -437,13 +434,21 @@ final class NnRules {
         return c.reshape(c.transpose(c.reshape(f, c.ints(grouped)), gperm), c.ints(back));
     }
 
-    private static String convWeightGrad(GradContext c, String x, String g, ValueType wt, ConvGeometry geo, long[] pads) {
+    /**
+     * The weight gradient as a Conv of the input with the output gradient as its kernel, batch and
+     * channels swapped, strides and dilations exchanged. With groups, the samples of each group's
+     * channels become that group's input channels ({@code [in / group, group · batch, …]} against a
+     * kernel {@code [out, batch, …]}, the Conv grouped the same way), so only the blocks the weight
+     * holds are computed.
+     */
+    private static String convWeightGrad(GradContext c, String x, String g, ValueType wt, ConvGeometry geo, long[] pads,
+                                         long group) {
         int k = geo.spatialRank();
         long[] perm = range(0, k + 2);
         perm[0] = 1;
         perm[1] = 0;
         long[] kernel = geo.kernel();
-        boolean pointwise = true;
+        boolean pointwise = group == 1;
         for (int i = 0; i < k; i++) {
             pointwise &= kernel[i] == 1 && geo.strides()[i] == 1 && pads[i] == 0 && pads[i + k] == 0;
         }
@@ -455,10 +460,17 @@ final class NnRules {
             String prod = c.op("MatMul", g3, c.transpose(x3, 0, 2, 1));
             return c.reshapeLike(c.reduce("ReduceSum", prod, new long[] {0}, false), c.node().input(1));
         }
-        String xt = c.transpose(x, perm);
-        String gt = c.transpose(g, perm);
+        String xt;
+        String gt;
+        if (group == 1) {
+            xt = c.transpose(x, perm);
+            gt = c.transpose(g, perm);
+        } else {
+            xt = groupsToBatch(c, x, group, wt.dim(1), new long[] {2, 1, 0, 3}, "input");
+            gt = groupsToBatch(c, g, group, wt.dim(0) / group, new long[] {1, 2, 0, 3}, "output gradient");
+        }
         String dwt = c.build("Conv").in(xt, gt).attr("strides", geo.dilations()).attr("dilations", geo.strides())
-                .attr("pads", pads).out();
+                .attr("pads", pads).attr("group", group).out();
         String dw = c.transpose(dwt, perm);
         boolean exact = false;
         ValueType xType = c.type(x);
@@ -480,6 +492,32 @@ final class NnRules {
             dw = c.op("Slice", dw, c.ints(new long[k]), c.ints(kernel), c.ints(range(2, 2 + k)));
         }
         return dw;
+    }
+
+    /**
+     * {@code v [batch, group · perGroup, spatial…]} viewed as {@code [batch, group, perGroup, positions]},
+     * transposed by {@code perm} and given its spatial axes back: {@code [perGroup, group · batch, …]}
+     * for the input (perm 2, 1, 0, 3), {@code [group · perGroup, batch, …]} for the output gradient
+     * (perm 1, 2, 0, 3). The spatial sizes must be known at build time.
+     */
+    private static String groupsToBatch(GradContext c, String v, long group, long perGroup, long[] perm, String what) {
+        ValueType t = c.type(v);
+        if (!t.hasRank()) {
+            throw c.unsupported("the weight gradient of a grouped convolution needs the rank of its " + what);
+        }
+        long[] spatial = java.util.Arrays.copyOfRange(t.dims(), 2, t.rank());
+        for (long d : spatial) {
+            if (d < 0) {
+                throw c.unsupported("the weight gradient of a grouped convolution needs the spatial sizes of its " + what
+                        + " at build time, got " + t);
+            }
+        }
+        String grouped = c.transpose(c.reshape(v, c.ints(0, group, perGroup, -1)), perm);
+        long[] back = new long[2 + spatial.length];
+        back[0] = perm[0] == 2 ? perGroup : group * perGroup;
+        back[1] = -1;
+        System.arraycopy(spatial, 0, back, 2, spatial.length);
+        return c.reshape(grouped, c.ints(back));
     }
 
     static long[] range(int from, int to) {
