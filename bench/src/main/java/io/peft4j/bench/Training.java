@@ -23,13 +23,11 @@ import io.peft4j.trainer.optim.AdamW;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
-import java.util.Set;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
 
@@ -155,15 +153,12 @@ public final class Training {
     }
 
     /**
-     * Full fine-tuning: every float initializer trainable, except BatchNorm's running statistics
-     * (frozen: BatchNormalization stays in inference mode) and the weights of grouped (depthwise)
-     * Convs, whose weight gradient has no rule yet.
+     * Full fine-tuning: every float initializer trainable (grouped and depthwise Conv weights
+     * included), except BatchNorm's running statistics (frozen: BatchNormalization stays in
+     * inference mode).
      */
     public static Setup full(TrainModel which) {
         Model m = OnnxIO.read(which.file());
-        Set<String> grouped = new HashSet<>();
-        TargetFinder.find(m.graph()).stream().filter(t -> t.kind() == TargetLayer.Kind.CONV && t.groups() > 1)
-                .forEach(t -> grouped.add(t.weight()));
         List<String> trainable = new ArrayList<>();
         Map<String, String> frozen = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : m.graph().initializers().entrySet()) {
@@ -173,8 +168,6 @@ public final class Training {
             }
             if (name.endsWith("running_mean") || name.endsWith("running_var")) {
                 frozen.put(name, "BatchNorm statistics");
-            } else if (grouped.contains(name)) {
-                frozen.put(name, "grouped Conv weight (no gradient rule yet)");
             } else {
                 trainable.add(name);
             }

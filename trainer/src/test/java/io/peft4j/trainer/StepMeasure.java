@@ -34,13 +34,16 @@ import java.util.TreeMap;
  * java -Xmx4g -cp trainer/target/test-classes:trainer/target/classes:core/target/test-classes:$(cat /tmp/cp) \
  *     io.peft4j.trainer.StepMeasure ../shared/models/resnet18.onnx lora|full|forward|forward-lora [profile-dir]
  * </pre>
+ * System properties: {@code peft4j.runs} (timed steps, default 15), {@code peft4j.profileRuns}
+ * (profiled runs after warm-up, default 5), {@code peft4j.saveGraph} (write the training graph
+ * there, for {@link PairedStepMeasure}).
  */
 public final class StepMeasure {
 
     private static final int BATCH = 16;
     private static final int THREADS = 2;
     private static final int WARMUP = 3;
-    private static final int RUNS = 15;
+    private static final int RUNS = Integer.getInteger("peft4j.runs", 15);
     /** LoRA rank (system property peft4j.rank, default 8; alpha = 2r). */
     private static final int RANK = Integer.getInteger("peft4j.rank", 8);
 
@@ -70,14 +73,10 @@ public final class StepMeasure {
             case "lora" -> trainable = lora(m).trainable();
             case "full" -> {
                 trainable = new ArrayList<>();
-                // the weight gradient of grouped (depthwise) convolutions has no rule yet: those stay frozen
-                java.util.Set<String> grouped = new java.util.HashSet<>();
-                io.peft4j.core.modules.TargetFinder.find(m.graph()).stream().filter(t -> t.groups() > 1)
-                        .forEach(t -> grouped.add(t.weight()));
                 for (Map.Entry<String, Tensor> e : m.graph().initializers().entrySet()) {
                     // every float weight, BatchNorm statistics excepted (frozen in inference mode)
                     if (e.getValue().dtype().isFloatingPoint() && !e.getKey().endsWith("running_mean")
-                            && !e.getKey().endsWith("running_var") && !grouped.contains(e.getKey())) {
+                            && !e.getKey().endsWith("running_var")) {
                         trainable.add(e.getKey());
                     }
                 }
@@ -92,6 +91,11 @@ public final class StepMeasure {
         for (String t : gg.trainable()) {
             params.put(t, m.graph().initializer(t).toFloatArray());
             count += params.get(t).length;
+        }
+        String save = System.getProperty("peft4j.saveGraph");
+        if (save != null) {
+            // for PairedStepMeasure: the training graph of this build, to run against another build's
+            OnnxIO.write(gg.model(), Path.of(save), OnnxIO.WriteOptions.inline());
         }
         System.out.printf("%s %s: %d trainable tensors, %d parameters, %d nodes in the training graph (%d in the model), "
                 + "built in %.0f ms%n", file.getFileName(), mode, trainable.size(), count, gg.model().graph().nodes().size(),
@@ -180,7 +184,7 @@ public final class StepMeasure {
                         .orElseThrow();
                 feeds.put(e.getKey(), Ort.toOrt(Tensor.ofFloats(shape, e.getValue())));
             }
-            for (int i = 0; i < WARMUP + 5; i++) {
+            for (int i = 0; i < WARMUP + Integer.getInteger("peft4j.profileRuns", 5); i++) {
                 s.run(feeds).close();
             }
             summarize(Path.of(s.endProfiling()));

@@ -207,6 +207,7 @@ public final class GradientBuilder {
         if (!g.isGraphOutput(lossValue)) {
             g.addOutput(ValueInfos.tensor(lossValue, emitter.dtype(lossValue)));
         }
+        FoldChannelScales.run(g, emitter::type);
         g.sortTopologically();
         return new GradientGraph(model, lossValue, outputs, gradOutputs, lc.labelInputs(), trainable);
     }

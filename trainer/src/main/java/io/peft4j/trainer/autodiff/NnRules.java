@@ -179,18 +179,132 @@ final class NnRules {
             System.arraycopy(spatialAxes, 0, axes, 1, k);
             c.setGrad(2, c.reduce("ReduceSum", g, axes, false));
         }
+        // a trainable weight with few output channels (LoRA's A): the output gradient spread over the
+        // kernel taps serves both gradients as matrix products
+        String taps = c.needsGrad(1) && group == 1 ? gradientTaps(c, g, x, wt, geo, pads) : null;
         if (c.needsGrad(0)) {
-            c.setGrad(0, convInputGrad(c, g, w, wt, geo, pads, group, x));
+            c.setGrad(0, taps != null && c.constant(w).isEmpty()
+                    ? inputGradFromTaps(c, taps, w, wt, x)
+                    : convInputGrad(c, g, w, wt, geo, pads, group, x));
         }
         if (c.needsGrad(1)) {
-            if (group != 1) {
-                throw c.unsupported("the weight gradient of a grouped convolution (group = " + group + ")");
-            }
-            c.setGrad(1, convWeightGrad(c, x, g, wt, geo, pads));
+            c.setGrad(1, taps != null ? weightGradFromTaps(c, taps, x, wt) : convWeightGrad(c, x, g, wt, geo, pads, group));
         }
     }
 
+    /**
+     * The output gradient spread over the kernel taps, or null where this does not pay (or sizes
+     * are not known at build time): {@code T[n, o·K + t, q] = g[n, o, p]} for every input position
+     * {@code q} that kernel tap {@code t} joins to output position {@code p} (zero elsewhere), with
+     * K the number of taps and q running over the input's flattened spatial positions. Then
+     * {@code dW[o, i, t] = Σ_n,q T[n, o·K + t, q] · x[n, i, q]} and {@code dx[n, i, q] = Σ_o,t
+     * W[o, i, t] · T[n, o·K + t, q]}: two matrix products instead of a convolution with the output
+     * gradient as its kernel, which ONNX Runtime runs as many thin products. T is the input gradient
+     * of a convolution with one input channel and a one-hot kernel per tap (a constant, so a plain
+     * Conv for unit strides). It holds K · out_channels values per input position, against
+     * K · in_channels per output position for an im2col of x: taken when it is the smaller.
+     */
+    private static String gradientTaps(GradContext c, String g, String x, ValueType wt, ConvGeometry geo, long[] pads) {
+        ValueType xt = c.type(x);
+        ValueType gt = c.type(g);
+        int k = geo.spatialRank();
+        if (!wt.isStatic() || !xt.hasRank() || !gt.hasRank() || xt.rank() != k + 2 || gt.rank() != k + 2) {
+            return null;
+        }
+        long outCh = wt.dim(0);
+        long inCh = wt.dim(1);
+        long inSpatial = 1;
+        long outSpatial = 1;
+        for (int i = 0; i < k; i++) {
+            long in = xt.dim(2 + i);
+            long out = gt.dim(2 + i);
+            if (in < 0 || out < 0) {
+                return null;
+            }
+            inSpatial *= in;
+            outSpatial *= out;
+        }
+        long taps = 1;
+        for (long kk : geo.kernel()) {
+            taps *= kk;
+        }
+        if (taps == 1 && geo.unitStrides() || outCh * inSpatial > inCh * outSpatial) {
+            return null;   // 1×1 stride 1 has its own product; else an im2col of x would be smaller
+        }
+        // one-hot kernel [1, K, k…] of a virtual convolution: its input gradient spreads g over the taps
+        long[] oneHotShape = new long[k + 2];
+        oneHotShape[0] = 1;
+        oneHotShape[1] = taps;
+        System.arraycopy(geo.kernel(), 0, oneHotShape, 2, k);
+        double[] oneHot = new double[(int) (taps * taps)];
+        for (int t = 0; t < taps; t++) {
+            oneHot[(int) (t * taps + t)] = 1;
+        }
+        Tensor e = Tensor.ofDoubles(oneHotShape, oneHot).to(c.dtype(g));
+        long[] folded = new long[k + 2];
+        folded[0] = -1;
+        folded[1] = 1;
+        long[] foldedType = gt.dims();
+        foldedType[0] = -1;
+        foldedType[1] = 1;
+        for (int i = 0; i < k; i++) {
+            folded[2 + i] = gt.dim(2 + i);
+        }
+        String g1 = c.typed(c.reshape(g, c.ints(folded)), ValueType.of(c.dtype(g), foldedType));
+        String spread = convInputGrad(c, g1, null, e, geo, pads, 1, x);
+        return c.typed(c.reshape(spread, c.ints(-1, outCh * taps, inSpatial)),
+                ValueType.of(c.dtype(g), xt.dim(0), outCh * taps, inSpatial));
+    }
+
+    /**
+     * dW from the taps: per sample products summed over the batch when the spatial extent is large,
+     * else one product over batch and positions together (a transpose of x first), whichever ONNX
+     * Runtime ran faster on ResNet's layers (batch 16, 2 threads).
+     */
+    private static String weightGradFromTaps(GradContext c, String taps, String x, ValueType wt) {
+        long outCh = wt.dim(0);
+        long inCh = wt.dim(1);
+        long kTaps = wt.numel() / (outCh * inCh);
+        long positions = c.type(taps).dim(2);
+        String x3 = c.reshape(x, c.ints(0, inCh, positions));
+        String dw;
+        if (positions > inCh) {
+            String prod = c.op("MatMul", taps, c.transpose(x3, 0, 2, 1));
+            dw = c.reduce("ReduceSum", prod, new long[] {0}, false);
+        } else {
+            String t2 = c.reshape(c.transpose(taps, 1, 0, 2), c.ints(outCh * kTaps, -1));
+            String x2 = c.reshape(c.transpose(x3, 1, 0, 2), c.ints(inCh, -1));
+            dw = c.build("Gemm").in(t2, x2).attr("transB", 1L).out();
+        }
+        String perTap = c.transpose(c.reshape(dw, c.ints(outCh, kTaps, inCh)), 0, 2, 1);
+        return c.typed(c.reshape(perTap, c.ints(wt.dims())), wt.withDtype(c.dtype(x)));
+    }
+
+    /** dx from the taps and a trainable weight: [in, out·K] times the taps of each sample. */
+    private static String inputGradFromTaps(GradContext c, String taps, String w, ValueType wt, String x) {
+        long outCh = wt.dim(0);
+        long inCh = wt.dim(1);
+        long kTaps = wt.numel() / (outCh * inCh);
+        String w2 = c.reshape(c.transpose(c.reshape(w, c.ints(outCh, inCh, kTaps)), 1, 0, 2), c.ints(inCh, outCh * kTaps));
+        return c.reshapeLike(c.op("MatMul", w2, taps), x);
+    }
+
     private static String convInputGrad(GradContext c, String g, String w, ValueType wt, ConvGeometry geo,
+                                        long[] pads, long group, String x) {
+        Optional<Tensor> frozen = c.constant(w);
+        if (frozen.isPresent()) {
+            return convInputGrad(c, g, w, frozen.get(), geo, pads, group, x);
+        }
+        return convInputGrad(c, g, w, null, wt, geo, pads, group, x);
+    }
+
+    /** The input gradient for a constant weight {@code value} (named {@code w}, or null when not in the graph). */
+    private static String convInputGrad(GradContext c, String g, String w, Tensor value, ConvGeometry geo,
+                                        long[] pads, long group, String x) {
+        return convInputGrad(c, g, w, value, ValueType.of(value.dtype(), value.shape()), geo, pads, group, x);
+    }
+
+    private static String convInputGrad(GradContext c, String g, String w, Tensor frozen, ValueType wt, ConvGeometry geo,
                                         long[] pads, long group, String x) {
         int k = geo.spatialRank();
         long[] tpads = new long[2 * k];
@@ -203,16 +317,16 @@ final class NnRules {
         }
         if (direct) {
             String flipped;
-            Optional<Tensor> frozen = c.constant(w);
-            if (frozen.isPresent()) {
-                flipped = c.initializer(w + "_flipped", flipSwap(frozen.get(), group));
+            if (frozen != null) {
+                flipped = c.initializer((w == null ? "conv_grad_taps" : w) + "_flipped", flipSwap(frozen, group));
             } else {
                 flipped = flipSwapInGraph(c, w, wt, geo.kernel(), group);
             }
             return c.build("Conv").in(g, flipped).attr("pads", tpads).attr("dilations", geo.dilations())
                     .attr("strides", ConvGeometry.ones(k)).attr("group", group).out();
         }
-        return transposedConv(c, g, w, geo, pads, group, x, "grad/ConvTranspose");
+        String kernel = w != null ? w : c.initializer("conv_grad_taps", frozen);
+        return transposedConv(c, g, kernel, geo, pads, group, x, "grad/ConvTranspose");
     }
 
     /**
@@ -320,13 +434,21 @@ final class NnRules {
         return c.reshape(c.transpose(c.reshape(f, c.ints(grouped)), gperm), c.ints(back));
     }
 
-    private static String convWeightGrad(GradContext c, String x, String g, ValueType wt, ConvGeometry geo, long[] pads) {
+    /**
+     * The weight gradient as a Conv of the input with the output gradient as its kernel, batch and
+     * channels swapped, strides and dilations exchanged. With groups, the samples of each group's
+     * channels become that group's input channels ({@code [in / group, group · batch, …]} against a
+     * kernel {@code [out, batch, …]}, the Conv grouped the same way), so only the blocks the weight
+     * holds are computed.
+     */
+    private static String convWeightGrad(GradContext c, String x, String g, ValueType wt, ConvGeometry geo, long[] pads,
+                                         long group) {
         int k = geo.spatialRank();
         long[] perm = range(0, k + 2);
         perm[0] = 1;
         perm[1] = 0;
         long[] kernel = geo.kernel();
-        boolean pointwise = true;
+        boolean pointwise = group == 1;
         for (int i = 0; i < k; i++) {
             pointwise &= kernel[i] == 1 && geo.strides()[i] == 1 && pads[i] == 0 && pads[i + k] == 0;
         }
@@ -338,10 +460,17 @@ final class NnRules {
             String prod = c.op("MatMul", g3, c.transpose(x3, 0, 2, 1));
             return c.reshapeLike(c.reduce("ReduceSum", prod, new long[] {0}, false), c.node().input(1));
         }
-        String xt = c.transpose(x, perm);
-        String gt = c.transpose(g, perm);
+        String xt;
+        String gt;
+        if (group == 1) {
+            xt = c.transpose(x, perm);
+            gt = c.transpose(g, perm);
+        } else {
+            xt = groupsToBatch(c, x, group, wt.dim(1), new long[] {2, 1, 0, 3}, "input");
+            gt = groupsToBatch(c, g, group, wt.dim(0) / group, new long[] {1, 2, 0, 3}, "output gradient");
+        }
         String dwt = c.build("Conv").in(xt, gt).attr("strides", geo.dilations()).attr("dilations", geo.strides())
-                .attr("pads", pads).out();
+                .attr("pads", pads).attr("group", group).out();
         String dw = c.transpose(dwt, perm);
         boolean exact = false;
         ValueType xType = c.type(x);
@@ -363,6 +492,32 @@ final class NnRules {
             dw = c.op("Slice", dw, c.ints(new long[k]), c.ints(kernel), c.ints(range(2, 2 + k)));
         }
         return dw;
+    }
+
+    /**
+     * {@code v [batch, group · perGroup, spatial…]} viewed as {@code [batch, group, perGroup, positions]},
+     * transposed by {@code perm} and given its spatial axes back: {@code [perGroup, group · batch, …]}
+     * for the input (perm 2, 1, 0, 3), {@code [group · perGroup, batch, …]} for the output gradient
+     * (perm 1, 2, 0, 3). The spatial sizes must be known at build time.
+     */
+    private static String groupsToBatch(GradContext c, String v, long group, long perGroup, long[] perm, String what) {
+        ValueType t = c.type(v);
+        if (!t.hasRank()) {
+            throw c.unsupported("the weight gradient of a grouped convolution needs the rank of its " + what);
+        }
+        long[] spatial = java.util.Arrays.copyOfRange(t.dims(), 2, t.rank());
+        for (long d : spatial) {
+            if (d < 0) {
+                throw c.unsupported("the weight gradient of a grouped convolution needs the spatial sizes of its " + what
+                        + " at build time, got " + t);
+            }
+        }
+        String grouped = c.transpose(c.reshape(v, c.ints(0, group, perGroup, -1)), perm);
+        long[] back = new long[2 + spatial.length];
+        back[0] = perm[0] == 2 ? perGroup : group * perGroup;
+        back[1] = -1;
+        System.arraycopy(spatial, 0, back, 2, spatial.length);
+        return c.reshape(grouped, c.ints(back));
     }
 
     static long[] range(int from, int to) {

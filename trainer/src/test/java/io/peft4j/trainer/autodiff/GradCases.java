@@ -120,6 +120,19 @@ final class GradCases {
                 .attrs(b -> b.attr("group", 3L).attr("strides", 2, 2).attr("pads", 1, 1, 1, 1)));
         l.add(of("Conv").label("groups 2, trainable weight as input-only").f32().x("x", 2, 4, 5, 5).frozen("w", GradCheck.Domain.ANY, 4, 2, 1, 1)
                 .attrs(b -> b.attr("group", 2L)));
+        // grouped weights: each group's samples become its input channels
+        l.add(of("Conv").label("groups 2, weight").f32().x("x", B, 4, 5, 5).x("w", 6, 2, 3, 3).x("b", 6)
+                .attrs(b -> b.attr("group", 2L).attr("pads", 1, 1, 1, 1)).batches(1, 3));
+        l.add(of("Conv").label("depthwise stride 2, weight").f32().x("x", 2, 3, 6, 6).x("w", 3, 1, 3, 3)
+                .attrs(b -> b.attr("group", 3L).attr("strides", 2, 2).attr("pads", 1, 1, 1, 1)));
+        l.add(of("Conv").label("depthwise 5x5 stride 2, odd size, weight only").f32().frozen("x", GradCheck.Domain.ANY, 2, 4, 7, 7)
+                .x("w", 4, 1, 5, 5).attrs(b -> b.attr("group", 4L).attr("strides", 2, 2).attr("pads", 2, 2, 2, 2)));
+        l.add(of("Conv").label("depthwise, channel multiplier 2, dilation 2").f32().x("x", 1, 2, 7, 7).x("w", 4, 1, 3, 3)
+                .attrs(b -> b.attr("group", 2L).attr("dilations", 2, 2).attr("pads", 2, 2, 2, 2)));
+        l.add(of("Conv").label("groups 2, 1x1 weight").f32().x("x", 2, 4, 3, 3).x("w", 4, 2, 1, 1)
+                .attrs(b -> b.attr("group", 2L)));
+        l.add(of("Conv").label("groups 3, 1-D weight").f32().x("x", 2, 6, 8).x("w", 3, 2, 3)
+                .attrs(b -> b.attr("group", 3L).attr("pads", 1, 1)));
         l.add(of("Conv").label("1x1").f32().x("x", B, 4, 3, 3).x("w", 2, 4, 1, 1).batches(2, 3));
         l.add(of("Conv").label("1x1, unknown sizes").f32().x("x", 2, 4, 3, 2).x("w", 2, 4, 1, 1)
                 .attrs(b -> b.attr("kernel_shape", 1, 1)).noShapes());
@@ -130,6 +143,27 @@ final class GradCases {
         l.add(of("Conv").label("auto_pad VALID, unknown sizes").f32().x("x", 1, 2, 6, 5).x("w", 3, 2, 3, 3)
                 .attrs(b -> b.attr("auto_pad", "VALID").attr("strides", 2, 2).attr("kernel_shape", 3, 3)).noShapes());
         l.add(of("Conv").label("1-D").f32().x("x", 2, 3, 9).x("w", 2, 3, 3).attrs(b -> b.attr("pads", 1, 1)));
+        // trainable weights with fewer output than input channels (LoRA's A): both gradients from the
+        // output gradient spread over the kernel taps (per-sample products, or one product over the batch)
+        l.add(of("Conv").label("taps: 3x3 pad 1, bias").f32().x("x", B, 4, 5, 5).x("w", 2, 4, 3, 3).x("b", 2)
+                .attrs(b -> b.attr("pads", 1, 1, 1, 1)).batches(1, 3));
+        l.add(of("Conv").label("taps: one product over the batch").f32().x("x", B, 12, 3, 3).x("w", 1, 12, 3, 3)
+                .attrs(b -> b.attr("pads", 1, 1, 1, 1)).batches(1, 2));
+        l.add(of("Conv").label("taps: stride 2 pad 1").f32().x("x", 2, 8, 6, 6).x("w", 2, 8, 3, 3)
+                .attrs(b -> b.attr("strides", 2, 2).attr("pads", 1, 1, 1, 1)));
+        l.add(of("Conv").label("taps: stride 2, asymmetric pads and kernel").f32().x("x", 1, 10, 7, 6).x("w", 2, 10, 3, 2)
+                .attrs(b -> b.attr("strides", 2, 2).attr("pads", 1, 0, 0, 1)));
+        l.add(of("Conv").label("taps: dilation 2").f32().x("x", 1, 6, 7, 7).x("w", 2, 6, 3, 3)
+                .attrs(b -> b.attr("dilations", 2, 2).attr("pads", 2, 2, 2, 2)));
+        l.add(of("Conv").label("taps: 1x1 stride 2").f32().x("x", 2, 8, 4, 4).x("w", 1, 8, 1, 1)
+                .attrs(b -> b.attr("strides", 2, 2)));
+        l.add(of("Conv").label("taps: SAME_UPPER stride 2").f32().x("x", 1, 6, 5, 5).x("w", 2, 6, 3, 3)
+                .attrs(b -> b.attr("auto_pad", "SAME_UPPER").attr("strides", 2, 2)));
+        l.add(of("Conv").label("taps: weight only (frozen input)").f32().frozen("x", GradCheck.Domain.ANY, 2, 6, 4, 4)
+                .x("w", 2, 6, 3, 3).attrs(b -> b.attr("pads", 1, 1, 1, 1)));
+        l.add(of("Conv").label("taps: 2x2 positions").f32().x("x", B, 6, 2, 2)
+                .x("w", 2, 6, 3, 3).attrs(b -> b.attr("pads", 1, 1, 1, 1)).batches(1, 3));
+        l.add(of("Conv").label("taps: 1-D").f32().x("x", 2, 6, 9).x("w", 2, 6, 3).attrs(b -> b.attr("pads", 1, 1)));
         // ---- pooling (AveragePool, GlobalAveragePool: float only; MaxPool has double kernels)
         l.add(of("MaxPool").label("2x2 stride 2").x("x", DISTINCT, B, 2, 4, 4)
                 .attrs(b -> b.attr("kernel_shape", 2, 2).attr("strides", 2, 2)).batches(1, 2));

@@ -98,6 +98,21 @@ class GradientBuilderTest {
     }
 
     @Test
+    void aGroupedConvolutionsWeightGradientNeedsItsSpatialSizes() {
+        Model m = new Model("grouped", 17);
+        Graph g = m.graph();
+        g.addInput(ValueInfos.tensor("x", DataType.FLOAT, "batch", 4, "h", "w"));
+        g.setInitializer("w", TinyModels.randn(new Random(1), 4, 1, 3, 3));
+        g.build("Conv").name("/dw/Conv").in("x", "w").attr("group", 4L).attr("pads", 1, 1, 1, 1).outputs("y").add();
+        g.addOutput(ValueInfos.tensor("y", DataType.FLOAT, "batch", 4, "h", "w"));
+        Peft4jException e = assertThrows(Peft4jException.class,
+                () -> GradientBuilder.build(m, List.of("w"), Losses.meanSquaredError("y")));
+        assertEquals(Peft4jException.ErrorCode.UNSUPPORTED, e.code());
+        assertTrue(e.getMessage().contains("'/dw/Conv'") && e.getMessage().contains("grouped convolution")
+                && e.getMessage().contains("spatial sizes"), e.getMessage());
+    }
+
+    @Test
     void anOpWithoutARuleOnAGradientPathIsAnErrorNamingNodeOpAndTensor() {
         Peft4jException e = assertThrows(Peft4jException.class,
                 () -> GradientBuilder.build(withSin(), List.of("w"), Losses.meanSquaredError("y")));
