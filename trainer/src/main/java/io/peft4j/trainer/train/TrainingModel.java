@@ -178,9 +178,6 @@ public final class TrainingModel {
                 }
             }
             case FULL -> {
-                Set<String> grouped = new HashSet<>();
-                TargetFinder.find(g).stream().filter(t -> t.kind() == TargetLayer.Kind.CONV && t.groups() > 1)
-                        .forEach(t -> grouped.add(t.weight()));
                 for (Map.Entry<String, Tensor> e : g.initializers().entrySet()) {
                     String name = e.getKey();
                     if (e.getValue().dtype() != DataType.FLOAT || e.getValue().numel() <= 1) {
@@ -188,8 +185,6 @@ public final class TrainingModel {
                     }
                     if (isBatchNormStatistic(g, name)) {
                         frozen.put(name, "BatchNorm running statistic (BatchNorm stays in inference mode)");
-                    } else if (grouped.contains(name)) {
-                        frozen.put(name, "grouped Conv weight (its weight gradient has no rule yet)");
                     } else if (g.consumers(name).isEmpty()) {
                         frozen.put(name, "unused");
                     } else {
