@@ -298,7 +298,11 @@ public final class GradientSession implements AutoCloseable {
 
     // ---------------------------------------------------------------- tensors across the boundary
 
-    private static OnnxTensor toOrt(OrtEnvironment env, Tensor t, String name) throws OrtException {
+    /**
+     * A tensor in native memory for ONNX Runtime (a copy), refused by name when its element type
+     * cannot be fed. The caller closes it.
+     */
+    public static OnnxTensor toOrt(OrtEnvironment env, Tensor t, String name) throws OrtException {
         OnnxJavaType jt = switch (t.dtype()) {
             case FLOAT -> OnnxJavaType.FLOAT;
             case DOUBLE -> OnnxJavaType.DOUBLE;

@@ -1,6 +1,5 @@
 package io.peft4j.trainer.train;
 
-import ai.onnxruntime.OnnxJavaType;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
@@ -103,7 +102,7 @@ final class ForwardSession implements AutoCloseable {
         List<OnnxTensor> made = new ArrayList<>();
         try {
             for (Map.Entry<String, Tensor> e : inputs.entrySet()) {
-                OnnxTensor t = toOrt(e.getValue());
+                OnnxTensor t = io.peft4j.trainer.GradientSession.toOrt(env, e.getValue(), e.getKey());
                 made.add(t);
                 feeds.put(e.getKey(), t);
             }
@@ -118,22 +117,6 @@ final class ForwardSession implements AutoCloseable {
         } finally {
             made.forEach(OnnxTensor::close);
         }
-    }
-
-    private OnnxTensor toOrt(Tensor t) throws OrtException {
-        OnnxJavaType jt = switch (t.dtype()) {
-            case FLOAT -> OnnxJavaType.FLOAT;
-            case INT64 -> OnnxJavaType.INT64;
-            case INT32 -> OnnxJavaType.INT32;
-            case BOOL -> OnnxJavaType.BOOL;
-            case UINT8 -> OnnxJavaType.UINT8;
-            case DOUBLE -> OnnxJavaType.DOUBLE;
-            default -> throw Peft4jException.unsupported("an evaluation input is " + t.dtype());
-        };
-        ByteBuffer direct = ByteBuffer.allocateDirect(Math.toIntExact(t.byteSize())).order(ByteOrder.nativeOrder());
-        direct.put(t.bytes().order(ByteOrder.LITTLE_ENDIAN));
-        direct.rewind();
-        return OnnxTensor.createTensor(env, direct, t.shape(), jt);
     }
 
     @Override
