@@ -565,12 +565,13 @@ public final class Report {
             return md;
         }
         String old = Files.readString(out, StandardCharsets.UTF_8);
-        int b = old.indexOf(TrainQuality.BEGIN);
-        int e = old.indexOf(TrainQuality.END);
+        int b = old.indexOf(TrainQuality.MARKER);
+        int last = old.lastIndexOf(TrainQuality.MARKER);
+        int e = last < 0 ? -1 : old.indexOf("-->", last);
         if (b < 0 || e < b) {
             return md;
         }
-        return md.stripTrailing() + "\n\n" + old.substring(b, e + TrainQuality.END.length()) + "\n";
+        return md.stripTrailing() + "\n\n" + old.substring(b, e + 3) + "\n";
     }
 
     static void write(Path out, String text) throws IOException {

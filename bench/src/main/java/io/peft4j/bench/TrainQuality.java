@@ -41,16 +41,17 @@ import java.util.SplittableRandom;
  *       query and value plus a new head, next to the head alone; 80/20 split.</li>
  * </ul>
  *
- * Writes a Markdown section (validation accuracy, macro F1, spam F1, trainable parameters, what is
- * written to disk, time) to {@code --out}, and splices it into {@code docs/BENCHMARKS.md} between
- * the markers {@value #BEGIN} and {@value #END} when {@code --docs} is given.
+ * Writes a Markdown section per task (validation accuracy, macro F1, spam F1, trainable parameters,
+ * what is written to disk, time) to {@code --out}, and splices each into {@code docs/BENCHMARKS.md}
+ * between its own markers ({@code <!-- training-quality:TASK:begin -->} … {@code :end -->}) when
+ * {@code --docs} is given, so that running one task keeps the other's section.
  *
  * <pre>TrainQuality --work DIR --out FILE [--docs docs/BENCHMARKS.md] [--only neu|sms] [--quick]</pre>
  */
 public final class TrainQuality {
 
-    static final String BEGIN = "<!-- training-quality:begin -->";
-    static final String END = "<!-- training-quality:end -->";
+    /** Every section this class writes starts with this marker prefix ({@link Report} carries them over). */
+    static final String MARKER = "<!-- training-quality:";
 
     record Row(String task, String run, double accuracy, double macroF1, double classF1, long trainable, long total,
                long bytes, String written, double seconds, double stepMs) {
@@ -60,6 +61,7 @@ public final class TrainQuality {
     private final boolean quick;
     private final List<Row> rows = new ArrayList<>();
     private final List<String> notes = new ArrayList<>();
+    private String loadBefore = "";
 
     private TrainQuality(Path work, boolean quick) {
         this.work = work;
@@ -90,6 +92,7 @@ public final class TrainQuality {
             System.exit(2);
         }
         TrainQuality q = new TrainQuality(work, quick);
+        q.loadBefore = loadAverage();
         long t0 = System.nanoTime();
         if (!only.equals("sms")) {
             q.neuDet();
@@ -97,15 +100,23 @@ public final class TrainQuality {
         if (!only.equals("neu")) {
             q.smsSpam();
         }
-        String command = "bench/train-quality" + (args.length > 0 ? " " + String.join(" ", args) : "");
-        String md = q.markdown(command, (System.nanoTime() - t0) / 1e9);
-        Files.createDirectories(out.toAbsolutePath().getParent());
-        Report.write(out, md);
-        System.err.println("train-quality: wrote " + out);
-        if (docs != null) {
-            splice(docs, md);
-            System.err.println("train-quality: updated " + docs);
+        String command = System.getProperty("peft4j.command",
+                "TrainQuality" + (args.length > 0 ? " " + String.join(" ", args) : ""));
+        StringBuilder all = new StringBuilder();
+        for (String task : List.of("NEU-DET", "SMS spam")) {
+            if (q.rows.stream().noneMatch(r -> r.task().startsWith(task))) {
+                continue;
+            }
+            String md = q.markdown(task, command, (System.nanoTime() - t0) / 1e9);
+            all.append(md).append('\n');
+            if (docs != null) {
+                splice(docs, task.toLowerCase(Locale.ROOT).replace(' ', '-'), md);
+                System.err.println("train-quality: updated the " + task + " section of " + docs);
+            }
         }
+        Files.createDirectories(out.toAbsolutePath().getParent());
+        Report.write(out, all.toString());
+        System.err.println("train-quality: wrote " + out);
     }
 
     // ---------------------------------------------------------------- NEU-DET
@@ -229,16 +240,21 @@ public final class TrainQuality {
         return o instanceof Number n ? n : Double.NaN;
     }
 
-    private String markdown(String command, double seconds) {
+    private String markdown(String task, String command, double seconds) {
         StringBuilder md = new StringBuilder();
-        md.append("## What training learns (issue 5)\n\n");
-        md.append("Measured on ").append(LocalDate.now()).append(" with `").append(command).append("` (")
+        md.append("## What training learns (issue 5): ").append(task).append("\n\n");
+        md.append("Measured on ").append(LocalDate.now()).append(" with `").append(command).append("` (the run took ")
                 .append(String.format(Locale.ROOT, "%.0f s", seconds)).append(", ").append(Machine.describe().getOrDefault("cpu", "CPU"))
                 .append(", 2 ONNX Runtime threads). AdamW (weight decay 0.01), cosine schedule, batch 32, gradient "
-                        + "clipping at 1.0, seed 42. Accuracy and F1 are on the validation split after the last epoch.\n\n");
+                        + "clipping at 1.0, seed 42. Accuracy and F1 are on the validation split after the last epoch "
+                        + "(they do not depend on the machine's load; the times do").append(loadBefore.isEmpty() ? ""
+                        : ": the load average was " + loadBefore + " when the run started").append(").\n\n");
         md.append("| Task | Run | Val accuracy | Macro F1 | Spam F1 | Trainable parameters | Written | Time | Median step |\n");
         md.append("|---|---|---|---|---|---|---|---|---|\n");
         for (Row r : rows) {
+            if (!r.task().startsWith(task)) {
+                continue;
+            }
             md.append(String.format(Locale.ROOT, "| %s | %s | %.4f | %.4f | %s | %,d (%.2f %% of %,d) | %s %s | %.0f s | %.0f ms |%n",
                     r.task(), r.run(), r.accuracy(), r.macroF1(), Double.isNaN(r.classF1()) ? "—" : String.format(Locale.ROOT, "%.4f", r.classF1()),
                     r.trainable(), 100.0 * r.trainable() / r.total(), r.total(), r.written(), bytes(r.bytes()), r.seconds(),
@@ -248,7 +264,7 @@ public final class TrainQuality {
         Row lora = find("NEU-DET, 6 classes", "LoRA");
         Row full = find("NEU-DET, 6 classes", "full fine-tuning");
         Row probe = find("NEU-DET, 6 classes", "linear probe");
-        if (lora != null && full != null && probe != null) {
+        if (task.equals("NEU-DET") && lora != null && full != null && probe != null) {
             double gap = 100 * (full.accuracy() - lora.accuracy());
             double share = 100.0 * lora.trainable() / full.trainable();
             boolean pass = gap <= 3 && share < 10 && lora.accuracy() > probe.accuracy();
@@ -258,9 +274,20 @@ public final class TrainQuality {
                     100 * lora.accuracy(), 100 * full.accuracy(), -gap, share, 100 * probe.accuracy(), pass ? "PASS" : "MISS"));
         }
         for (String n : notes) {
-            md.append("- ").append(n).append('\n');
+            if (n.startsWith(task)) {
+                md.append("- ").append(n).append('\n');
+            }
         }
         return md.toString();
+    }
+
+    private static String loadAverage() {
+        try {
+            String[] f = Files.readString(Path.of("/proc/loadavg")).split(" ");
+            return f[0] + " / " + f[1] + " / " + f[2];
+        } catch (IOException | RuntimeException e) {
+            return "";
+        }
     }
 
     private Row find(String task, String runPart) {
@@ -271,13 +298,15 @@ public final class TrainQuality {
         return b >= 1 << 20 ? String.format(Locale.ROOT, "%.1f MiB", b / 1048576.0) : String.format(Locale.ROOT, "%.0f KiB", b / 1024.0);
     }
 
-    /** Replaces the marked section of {@code docs} with {@code md} (appends it, marked, when there is none). */
-    static void splice(Path docs, String md) throws IOException {
+    /** Replaces the section {@code key} of {@code docs} with {@code md} (appends it, marked, when there is none). */
+    static void splice(Path docs, String key, String md) throws IOException {
         String text = Files.exists(docs) ? Files.readString(docs, StandardCharsets.UTF_8) : "";
-        String block = BEGIN + "\n" + md.strip() + "\n" + END;
-        int b = text.indexOf(BEGIN);
-        int e = text.indexOf(END);
-        String updated = b >= 0 && e > b ? text.substring(0, b) + block + text.substring(e + END.length())
+        String begin = MARKER + key + ":begin -->";
+        String end = MARKER + key + ":end -->";
+        String block = begin + "\n" + md.strip() + "\n" + end;
+        int b = text.indexOf(begin);
+        int e = text.indexOf(end);
+        String updated = b >= 0 && e > b ? text.substring(0, b) + block + text.substring(e + end.length())
                 : text.stripTrailing() + "\n\n" + block + "\n";
         Report.write(docs, updated);
     }
