@@ -30,6 +30,7 @@ import picocli.CommandLine.Spec;
             ExportCommand.class,
             PredictCommand.class,
             QuickstartCommand.class,
+            SynthCommand.class,
         },
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {

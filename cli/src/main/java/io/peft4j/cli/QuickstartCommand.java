@@ -32,18 +32,20 @@ import java.util.concurrent.Callable;
 
 /**
  * {@code peft4j quickstart}: the project's main job, end to end, as far as it is built today. It
- * writes the embedded default base model (weights as ONNX external data), reads it back and checks
- * it in ONNX Runtime, inspects it, creates a LoRA adapter in the Hugging Face PEFT layout bound to
+ * writes the embedded default base model (a small defect classifier trained on synthetic metal
+ * images, weights as ONNX external data), reads it back and checks it in ONNX Runtime on held-out
+ * synthetic images, inspects it, creates a LoRA adapter in the Hugging Face PEFT layout bound to
  * the base model's fingerprint, reloads it, and shows that another base model is refused.
  */
 @Command(name = "quickstart",
         header = "Run the main job end to end on an embedded default model.",
         description = {
             "Run the main job end to end on an embedded default: write a small defect-detection base model",
-            "(ONNX, weights as external data), verify it in ONNX Runtime, list the layers an adapter can target,",
-            "create a LoRA adapter for them in the Hugging Face PEFT layout bound to the base model, reload it,",
-            "and show that an adapter is refused on a base model it was not made for.",
-            "Training comes with a later release; this runs what is built today."},
+            "(trained on synthetic metal images; ONNX, weights as external data), verify it in ONNX Runtime on",
+            "held-out images, list the layers an adapter can target, create a LoRA adapter for them in the Hugging",
+            "Face PEFT layout bound to the base model, reload it, and show that an adapter is refused on a base",
+            "model it was not made for.",
+            "Training the adapter here comes with a later release; this runs what is built today."},
         mixinStandardHelpOptions = true)
 public final class QuickstartCommand implements Callable<Integer> {
 
@@ -73,7 +75,7 @@ public final class QuickstartCommand implements Callable<Integer> {
         Path baseFile = out.resolve("base").resolve("model.onnx");
 
         step(o, 1, "base model");
-        Model built = DefaultModel.build(seed);
+        Model built = DefaultModel.trained();
         OnnxIO.write(built, baseFile, OnnxIO.WriteOptions.allExternal());
         o.printf("  wrote %s (+ %s, %s of weights as external data)%n", baseFile, baseFile.getFileName() + ".data",
                 Format.bytes(Files.size(baseFile.resolveSibling(baseFile.getFileName() + ".data"))));
@@ -82,17 +84,28 @@ public final class QuickstartCommand implements Callable<Integer> {
         Model base = OnnxIO.read(baseFile);
         Path inline = out.resolve("base").resolve("model-inline.onnx");
         OnnxIO.write(base, inline, OnnxIO.WriteOptions.inline());
-        Tensor probe = DefaultModel.probeBatch(seed, 8);
+        int probeSize = 2 * DefaultModel.LABELS.size();
+        Tensor probe = DefaultModel.probeBatch(seed, probeSize);
         float[] a = runOnce(baseFile, probe);
         float[] b = runOnce(inline, probe);
         double diff = maxAbsDiff(a, b);
-        o.printf("  probe batch of 8: outputs of the external-data and inline copies differ by %.1e (max abs)%n", diff);
+        o.printf("  probe batch of %d: outputs of the external-data and inline copies differ by %.1e (max abs)%n", probeSize,
+                diff);
         if (diff != 0) {
             throw new IllegalStateException("round trip changed the model's outputs by " + diff);
         }
         Files.delete(inline);
-        o.printf("  logits [8,%d] for %s (the weights are untrained, so the classes mean nothing yet)%n",
-                DefaultModel.LABELS.size(), String.join(", ", DefaultModel.LABELS));
+        int k = DefaultModel.LABELS.size();
+        int correct = 0;
+        for (int i = 0; i < probeSize; i++) {
+            int best = 0;
+            for (int c = 1; c < k; c++) {
+                best = a[i * k + c] > a[i * k + best] ? c : best;
+            }
+            correct += best == i % k ? 1 : 0;
+        }
+        o.printf("  %d of %d held-out synthetic metal images classified right (classes %s)%n", correct, probeSize,
+                String.join(", ", DefaultModel.LABELS));
 
         step(o, 3, "inspect");
         ModelInspection insp = ModelInspection.of(base);
@@ -132,7 +145,7 @@ public final class QuickstartCommand implements Callable<Integer> {
         }
 
         step(o, 5, "an adapter on the wrong base model is refused");
-        Model other = DefaultModel.build(seed + 1);
+        Model other = DefaultModel.build(seed);
         try {
             reloaded.requireBase(other, "a base model with other weights");
             throw new IllegalStateException("an adapter for another base model was accepted");
@@ -146,8 +159,10 @@ public final class QuickstartCommand implements Callable<Integer> {
         o.printf("%ndone in %.1f s. Next: 'peft4j inspect %s' for the full listing.%n", (System.nanoTime() - t0) / 1e9, baseFile);
         o.printf("Package it for serving: 'peft4j export --base %s --adapter %s --mode side --out %s'.%n", baseFile, adapterDir,
                 out.resolve("package"));
-        o.println("Training ('peft4j train') is not built yet; the adapter above is PEFT-initialised (B = 0), so it does not");
-        o.println("change the model's output until it is trained.");
+        o.println("The adapter above is PEFT-initialised (B = 0): it does not change the model's output until it is trained.");
+        o.printf("Train one for another production line: 'peft4j synth --line fabric --out %s' then%n", out.resolve("fabric"));
+        o.printf("'peft4j train --base %s --data %s --method lora --out %s'.%n", baseFile, out.resolve("fabric"),
+                out.resolve("adapters").resolve("fabric"));
         o.flush();
         return 0;
     }

@@ -131,6 +131,14 @@ public final class Datasets {
     }
 
     static ImageGeometry imageGeometry(DataSpec spec, ModelInputs inputs) {
+        return imageGeometry(inputs, spec.imageHeight(), spec.imageWidth(), spec.mean(), spec.std());
+    }
+
+    /**
+     * The image input of a model: {@code height} and {@code width} are the requested image size (0:
+     * the model's), {@code mean} and {@code std} the requested statistics (empty: the defaults).
+     */
+    static ImageGeometry imageGeometry(ModelInputs inputs, int height, int width, float[] mean, float[] std) {
         List<ModelInputs.Input> images = inputs.inputs().stream()
                 .filter(i -> i.rank() == 4 && i.type() == DataType.FLOAT).toList();
         if (images.isEmpty()) {
@@ -156,14 +164,14 @@ public final class Datasets {
             throw Peft4jException.unsupported("model input '" + in.name() + "' (" + in.describe() + ") takes " + c
                     + " channels; images have 1 (gray) or 3 (RGB)");
         }
-        int h = side(in, 2, spec.imageHeight(), spec);
-        int w = side(in, 3, spec.imageWidth(), spec);
-        float[] mean = stats(spec.mean(), (int) c, "mean", c == 3 ? DataSpec.IMAGENET_MEAN : new float[] {DataSpec.GRAY_MEAN});
-        float[] std = stats(spec.std(), (int) c, "std", c == 3 ? DataSpec.IMAGENET_STD : new float[] {DataSpec.GRAY_STD});
-        return new ImageGeometry(in, (int) c, h, w, mean, std);
+        int h = side(in, 2, height, height, width);
+        int w = side(in, 3, width, height, width);
+        float[] m = stats(mean, (int) c, "mean", c == 3 ? DataSpec.IMAGENET_MEAN : new float[] {DataSpec.GRAY_MEAN});
+        float[] sd = stats(std, (int) c, "std", c == 3 ? DataSpec.IMAGENET_STD : new float[] {DataSpec.GRAY_STD});
+        return new ImageGeometry(in, (int) c, h, w, m, sd);
     }
 
-    private static int side(ModelInputs.Input in, int axis, int given, DataSpec spec) {
+    private static int side(ModelInputs.Input in, int axis, int given, int height, int width) {
         long fixed = in.dim(axis);
         if (fixed >= 0) {
             if (fixed < 1 || fixed > 16384) {
@@ -172,7 +180,7 @@ public final class Datasets {
             }
             if (given > 0 && given != fixed) {
                 throw Peft4jException.invalid("the model takes " + in.dim(2) + "x" + in.dim(3) + " images ('" + in.name()
-                        + "' is " + in.describe() + "); an image size of " + spec.imageHeight() + "x" + spec.imageWidth()
+                        + "' is " + in.describe() + "); an image size of " + height + "x" + width
                         + " does not fit");
             }
             return (int) fixed;
