@@ -111,7 +111,7 @@ public final class TrainCommand implements Callable<Integer> {
     private String method;
 
     @Option(names = "--targets", defaultValue = "all", paramLabel = "REGEX|all|all-linear|all-conv",
-            description = "Layers the adapter targets: a regex over module paths (full match) or a keyword; never the head (default: ${DEFAULT-VALUE}).")
+            description = "Layers the adapter targets: a regex over module paths (full match), or all / all-linear / all-conv, which leave out the layer that makes the logits; never a new head (default: ${DEFAULT-VALUE}).")
     private String targets;
 
     @Option(names = "--rank", defaultValue = "8", paramLabel = "R", description = "LoRA rank (default: ${DEFAULT-VALUE}).")

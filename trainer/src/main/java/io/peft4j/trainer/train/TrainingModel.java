@@ -148,7 +148,10 @@ public final class TrainingModel {
                     }
                     bundle = init;
                 } else {
-                    List<String> targets = selectTargets(g, s, head == null ? null : head.module());
+                    // the keywords leave out the layer that makes the logits, as PEFT's all-linear does: the
+                    // new head when there is one, else the model's own final Linear layer
+                    String finalLayer = head != null ? head.module() : finalLinear(g, logits).map(TargetLayer::path).orElse(null);
+                    List<String> targets = selectTargets(g, s, finalLayer);
                     AdapterConfig c = s.method == Method.LORA
                             ? new AdapterConfig("LORA", s.rank, s.alpha, targets, null, s.dropout, "none", s.rslora, false,
                             false, head == null ? List.of() : List.of(head.module()), Map.of(), Map.of(), List.of(), null, Map.of())
@@ -248,7 +251,10 @@ public final class TrainingModel {
         return Math.toIntExact(k);
     }
 
-    /** The module paths the targets setting selects (never the head). */
+    /**
+     * The module paths the targets setting selects: never a new head; the keywords also leave out
+     * {@code headModule}, the layer that makes the logits, which a regex may still name.
+     */
     static List<String> selectTargets(Graph g, TrainSettings s, String headModule) {
         List<TargetLayer> all = TargetFinder.find(g);
         Pattern regex = null;
@@ -262,7 +268,7 @@ public final class TrainingModel {
         }
         List<String> out = new ArrayList<>();
         for (TargetLayer l : all) {
-            if (l.path().equals(headModule)) {
+            if (l.path().equals(headModule) && (regex == null || s.headClasses > 0)) {
                 continue;
             }
             boolean linear = l.kind() == TargetLayer.Kind.LINEAR;
