@@ -29,6 +29,7 @@ import picocli.CommandLine.Spec;
             ExportCommand.class,
             PredictCommand.class,
             QuickstartCommand.class,
+            ServeCommand.class,
         },
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {

@@ -1,7 +1,6 @@
 package io.peft4j.runtime;
 
 import io.micronaut.context.ApplicationContext;
-import io.micronaut.runtime.Micronaut;
 import io.micronaut.runtime.server.EmbeddedServer;
 import io.peft4j.core.Peft4jException;
 
@@ -72,6 +71,7 @@ public final class Peft4jServer implements AutoCloseable {
     private final EmbeddedServer server;
     private final long drainMillis;
     private boolean closed;
+    private final java.util.concurrent.CountDownLatch stopped = new java.util.concurrent.CountDownLatch(1);
 
     private Peft4jServer(ApplicationContext context, long drainMillis) {
         this.context = context;
@@ -92,15 +92,19 @@ public final class Peft4jServer implements AutoCloseable {
         if (o.token() != null) {
             props.put("peft4j.token", o.token());
         }
-        ApplicationContext ctx;
+        ApplicationContext ctx = null;
         try {
-            ctx = Micronaut.build(new String[0])
-                    .mainClass(Peft4jServer.class)
-                    .banner(false)
+            // no Micronaut shutdown hook: close() (peft4j serve's hook) drains first, then stops
+            ctx = ApplicationContext.builder()
                     .deduceEnvironment(false)
+                    .banner(false)
                     .properties(props)
                     .start();
+            ctx.getBean(EmbeddedServer.class).start();
         } catch (RuntimeException e) {
+            if (ctx != null && ctx.isRunning()) {
+                ctx.close();
+            }
             throw unwrap(e);
         }
         return new Peft4jServer(ctx, o.drainMillis());
@@ -147,5 +151,11 @@ public final class Peft4jServer implements AutoCloseable {
         if (context.isRunning()) {
             context.close();
         }
+        stopped.countDown();
+    }
+
+    /** Blocks until {@link #close()} has finished (from another thread, e.g. a shutdown hook). */
+    public void awaitClose() throws InterruptedException {
+        stopped.await();
     }
 }
