@@ -10,6 +10,7 @@ import io.micronaut.http.annotation.PathVariable;
 import io.micronaut.http.annotation.Post;
 import io.micronaut.scheduling.TaskExecutors;
 import io.micronaut.scheduling.annotation.ExecuteOn;
+import io.peft4j.core.Peft4jException;
 import io.peft4j.core.tensor.Tensor;
 import io.peft4j.devices.AdapterInfo;
 import io.peft4j.devices.AdapterSelection;
@@ -35,11 +36,13 @@ public final class InferenceController {
     private final ModelRepository repository;
     private final RuntimeConfig config;
     private final Gate gate;
+    private final RuntimeMetrics metrics;
 
-    public InferenceController(ModelRepository repository, RuntimeConfig config, Gate gate) {
+    public InferenceController(ModelRepository repository, RuntimeConfig config, Gate gate, RuntimeMetrics metrics) {
         this.repository = repository;
         this.config = config;
         this.gate = gate;
+        this.metrics = metrics;
     }
 
     @Get
@@ -103,13 +106,19 @@ public final class InferenceController {
             MediaType.APPLICATION_OCTET_STREAM}, produces = MediaType.APPLICATION_JSON)
     @ExecuteOn(TaskExecutors.BLOCKING)
     public HttpResponse<byte[]> infer(@PathVariable String model, @Body byte[] body) {
+        long t0 = System.nanoTime();
+        String modelTag = "unknown";
+        String adapterTag = "base";
+        int status = 500;
         gate.enter();
         try {
-            InferenceBackend b = repository.get(model);
+            ModelScheduler s = repository.scheduler(model);
+            modelTag = model;
             InferCodec.Request r = InferCodec.read(body, config.maxBatchRows());
-            checkTypes(model, b.info(), r.inputs());
+            adapterTag = r.adapters() != null ? "per-row" : r.adapter() != null ? r.adapter() : "base";
+            checkTypes(model, s.backend().info(), r.inputs());
             AdapterSelection sel = r.adapters() != null ? AdapterSelection.perRow(r.adapters()) : AdapterSelection.of(r.adapter());
-            InferenceResult result = b.run(InferCodec.tensors(r.inputs()), sel, r.outputs());
+            InferenceResult result = s.run(InferCodec.tensors(r.inputs()), sel, r.outputs());
             Map<String, Object> params = new LinkedHashMap<>();
             if (r.adapter() != null) {
                 params.put("adapter", r.adapter());
@@ -118,9 +127,21 @@ public final class InferenceController {
                 params.put("adapter_versions", new LinkedHashMap<>(result.adapterVersions()));
             }
             Map<String, Tensor> outputs = result.outputs();
-            return HttpResponse.ok(InferCodec.write(model, r.id(), params, outputs)).contentType(MediaType.APPLICATION_JSON_TYPE);
+            byte[] json = InferCodec.write(model, r.id(), params, outputs);
+            status = 200;
+            return HttpResponse.ok(json).contentType(MediaType.APPLICATION_JSON_TYPE);
+        } catch (ApiException e) {
+            status = e.status().getCode();
+            throw e;
+        } catch (Peft4jException e) {
+            status = ErrorHandlers.status(e.code()).getCode();
+            throw e;
         } finally {
             gate.exit();
+            if (status == 404 && !adapterTag.equals("base") && !adapterTag.equals("per-row")) {
+                adapterTag = "unknown";   // a name that may not exist is not a label
+            }
+            metrics.request(modelTag, adapterTag, status, System.nanoTime() - t0);
         }
     }
 

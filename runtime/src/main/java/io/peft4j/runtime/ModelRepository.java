@@ -1,6 +1,7 @@
 package io.peft4j.runtime;
 
 import io.micronaut.context.annotation.Context;
+import io.micronaut.context.env.Environment;
 import io.peft4j.core.Peft4jException;
 import io.peft4j.core.Peft4jException.ErrorCode;
 import io.peft4j.core.pkg.ModelPackage;
@@ -42,10 +43,16 @@ public final class ModelRepository implements AutoCloseable {
     private final Path root;
     private final Path realRoot;
     private final OrtBackend.Options options;
-    private final Map<String, InferenceBackend> loaded = new ConcurrentHashMap<>();
+    private final Map<String, ModelScheduler> loaded = new ConcurrentHashMap<>();
+    private final SchedulingConfig scheduling;
+    private final Environment env;
+    private final RuntimeMetrics metrics;
     private final Map<String, Failure> failed = new ConcurrentHashMap<>();
 
-    public ModelRepository(RuntimeConfig config) {
+    public ModelRepository(RuntimeConfig config, SchedulingConfig scheduling, Environment env, RuntimeMetrics metrics) {
+        this.scheduling = scheduling;
+        this.env = env;
+        this.metrics = metrics;
         this.root = Path.of(config.repo()).toAbsolutePath().normalize();
         if (!Files.isDirectory(root)) {
             throw new Peft4jException(ErrorCode.IO, "model repository not found: " + root + " (give a directory of model "
@@ -91,7 +98,12 @@ public final class ModelRepository implements AutoCloseable {
 
     /** The backend serving {@code name}, or NOT_FOUND naming what is served. */
     public InferenceBackend get(String name) {
-        InferenceBackend b = loaded.get(name);
+        return scheduler(name).backend();
+    }
+
+    /** The scheduler running {@code name}'s requests, or NOT_FOUND naming what is served. */
+    ModelScheduler scheduler(String name) {
+        ModelScheduler b = loaded.get(name);
         if (b == null) {
             Failure f = failed.get(name);
             if (f != null) {
@@ -117,29 +129,33 @@ public final class ModelRepository implements AutoCloseable {
             throw Peft4jException.notFound("the repository " + root + " has no model package '" + name + "'");
         }
         InferenceBackend fresh;
+        SchedulingConfig settings;
         try {
+            settings = scheduling.forModel(env, name);
             fresh = OrtBackend.open(dir, options);
         } catch (Peft4jException e) {
             failed.put(name, new Failure(e.getMessage()));
             throw e;
         }
         failed.remove(name);
-        InferenceBackend old = loaded.put(name, fresh);
+        ModelScheduler old = loaded.put(name, new ModelScheduler(name, fresh, settings, metrics));
         if (old != null) {
-            old.close();   // frees native memory once its requests in flight are done
+            old.close();   // its queued requests still run; then it frees its native memory
         }
-        LOG.info("loaded model '{}' ({} package, {} adapter(s))", name, fresh.info().mode(), fresh.adapters().size());
+        LOG.info("loaded model '{}' ({} package, {} adapter(s){})", name, fresh.info().mode(), fresh.adapters().size(),
+                settings.batching() ? ", dynamic batching up to " + settings.maxBatchRows() + " rows" : "");
         return fresh;
     }
 
     /** Stops serving {@code name}; false when it was not loaded. */
     public synchronized boolean unload(String name) {
-        InferenceBackend old = loaded.remove(name);
+        ModelScheduler old = loaded.remove(name);
         failed.remove(name);
         if (old == null) {
             return false;
         }
         old.close();
+        metrics.forget(name);
         LOG.info("unloaded model '{}'", name);
         return true;
     }
@@ -167,7 +183,7 @@ public final class ModelRepository implements AutoCloseable {
     @PreDestroy
     @Override
     public synchronized void close() {
-        loaded.values().forEach(InferenceBackend::close);
+        loaded.values().forEach(ModelScheduler::close);
         loaded.clear();
     }
 }
