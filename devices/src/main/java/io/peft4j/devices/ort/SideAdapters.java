@@ -7,8 +7,10 @@ import io.peft4j.core.adapter.Peft4jBlock;
 import io.peft4j.core.adapter.PeftKey;
 import io.peft4j.core.onnx.Graph;
 import io.peft4j.core.onnx.Model;
+import io.peft4j.core.onnx.Node;
 import io.peft4j.core.peft.AdapterBinding;
 import io.peft4j.core.peft.Slots;
+import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Tensor;
 
 import java.util.ArrayList;
@@ -92,6 +94,7 @@ public final class SideAdapters {
         if (defaults.isEmpty()) {
             throw Peft4jException.unsupported(what + ": the model has no adapter inputs (it is not a side graph)");
         }
+        liftHalfWeights(g);
         AdapterBundle unbound = withoutFingerprint(bundle);
         AdapterBinding binding;
         try {
@@ -150,6 +153,23 @@ public final class SideAdapters {
             throw Peft4jException.invalid(what + " adapts nothing this side graph takes");
         }
         return params;
+    }
+
+    /**
+     * float16 weights read through {@code Cast(to = FLOAT)} (a package exported with {@code --fp16})
+     * as float32 initializers again, so that the layers bind as they do on the base graph.
+     */
+    static int liftHalfWeights(Graph g) {
+        int n = 0;
+        for (Node c : new ArrayList<>(g.nodes())) {
+            if (c.is("Cast") && c.inputs().size() == 1 && c.outputs().size() == 1 && g.hasInitializer(c.input(0))
+                    && !g.isGraphInput(c.input(0)) && g.initializer(c.input(0)).dtype() == DataType.FLOAT16
+                    && c.attrInt("to", 0) == DataType.FLOAT.onnxCode()) {
+                g.replaceWithInitializer(c, g.initializer(c.input(0)).to(DataType.FLOAT));
+                n++;
+            }
+        }
+        return n;
     }
 
     /** The bundle with its base fingerprint removed (checked by the caller against the package's). */
