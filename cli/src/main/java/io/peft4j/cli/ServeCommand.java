@@ -15,7 +15,10 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.function.Consumer;
 
-/** {@code peft4j serve --repo DIR [--port P] [--host H] [--token T] [--threads N]}. */
+/**
+ * {@code peft4j serve --repo DIR [--port P] [--host H] [--token T] [--threads N] [--batching
+ * [--max-batch-rows N] [--max-delay-ms MS]] [--drain-seconds S]}.
+ */
 @Command(name = "serve",
         header = "Serve a repository of model packages over the Open Inference Protocol v2 (REST).",
         description = {
@@ -27,7 +30,8 @@ import java.util.function.Consumer;
             "  POST /v2/repository/models/{m}/load|unload",
             "Management endpoints (load, unload, adapter registration and removal) need 'Authorization: Bearer T'",
             "when --token is set, and are refused on a non-loopback --host without one.",
-            "Settings also come from PEFT4J_TOKEN, PEFT4J_THREADS, MICRONAUT_SERVER_PORT, ... (flags win).",
+            "Settings also come from PEFT4J_TOKEN, PEFT4J_THREADS, PEFT4J_SCHEDULING_BATCHING, MICRONAUT_SERVER_PORT, ...",
+            "(flags win); GET /metrics serves Prometheus metrics.",
             "Ctrl-C or SIGTERM stops it gracefully: requests in flight finish first."},
         mixinStandardHelpOptions = true)
 public final class ServeCommand implements Callable<Integer> {
@@ -53,6 +57,15 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "ONNX Runtime intra-op threads per model (default: 2).")
     private Integer threads;
 
+    @Option(names = "--batching", description = "Dynamic batching: queued requests of a model run together (rows keep their adapters).")
+    private boolean batching;
+
+    @Option(names = "--max-batch-rows", paramLabel = "N", description = "With --batching: the most rows a batch joins (default: 32).")
+    private Integer maxBatchRows;
+
+    @Option(names = "--max-delay-ms", paramLabel = "MS", description = "With --batching: how long a request waits for others (default: 2).")
+    private Double maxDelayMs;
+
     @Option(names = "--drain-seconds", defaultValue = "30", paramLabel = "S", description = "How long a shutdown waits for requests in flight (default: ${DEFAULT-VALUE}).")
     private int drainSeconds;
 
@@ -69,6 +82,18 @@ public final class ServeCommand implements Callable<Integer> {
         Map<String, Object> props = new LinkedHashMap<>();
         if (threads != null) {
             props.put("peft4j.threads", threads);
+        }
+        if (batching) {
+            props.put("peft4j.scheduling.batching", true);
+        }
+        if (maxBatchRows != null) {
+            props.put("peft4j.scheduling.max-batch-rows", maxBatchRows);
+        }
+        if (maxDelayMs != null) {
+            if (!(maxDelayMs >= 0 && maxDelayMs <= 10_000)) {
+                throw Peft4jException.invalid("--max-delay-ms must be 0..10000, got " + maxDelayMs);
+            }
+            props.put("peft4j.scheduling.max-delay-micros", Math.round(maxDelayMs * 1000));
         }
         Peft4jServer server = Peft4jServer.start(new Peft4jServer.Options(repo, host, port, token, drainSeconds * 1000L, props));
         Thread hook = new Thread(server::close, "peft4j-shutdown");

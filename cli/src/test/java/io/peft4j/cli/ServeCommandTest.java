@@ -45,6 +45,12 @@ class ServeCommandTest {
         CliRun bad = CliRun.of("serve", "--repo", tmp.toString(), "--port", "70000");
         assertEquals(2, bad.exitCode());
         assertTrue(bad.err().contains("port must be 0..65535"), bad.err());
+        CliRun delay = CliRun.of("serve", "--repo", tmp.toString(), "--batching", "--max-delay-ms", "-1");
+        assertEquals(2, delay.exitCode());
+        assertTrue(delay.err().contains("--max-delay-ms must be 0..10000"), delay.err());
+        CliRun rows = CliRun.of("serve", "--repo", tmp.toString(), "--port", "0", "--max-batch-rows", "0");
+        assertEquals(2, rows.exitCode());
+        assertTrue(rows.err().contains("max-batch-rows must be 1..65536"), rows.err());
     }
 
     @Test
@@ -56,8 +62,13 @@ class ServeCommandTest {
         ServeCommand.onStarted = started::complete;
         try {
             CompletableFuture<CliRun> run = CompletableFuture.supplyAsync(() -> CliRun.of("serve", "--repo",
-                    tmp.resolve("repo").toString(), "--port", "0", "--token", "t0k"));
+                    tmp.resolve("repo").toString(), "--port", "0", "--token", "t0k", "--batching", "--max-batch-rows", "8",
+                    "--max-delay-ms", "0.5"));
             Peft4jServer server = started.get(60, TimeUnit.SECONDS);
+            io.peft4j.runtime.SchedulingConfig sc = server.context().getBean(io.peft4j.runtime.SchedulingConfig.class);
+            assertTrue(sc.batching());
+            assertEquals(8, sc.maxBatchRows());
+            assertEquals(500, sc.maxDelayMicros());
             HttpResponse<String> ready = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
                     URI.create(server.uri() + "/v2/models/m")).build(), HttpResponse.BodyHandlers.ofString());
             assertEquals(200, ready.statusCode(), ready.body());
