@@ -102,7 +102,8 @@ public final class InferenceController {
         return HttpResponse.ok(Map.of("name", model, "ready", true));
     }
 
-    @Post(uri = "/models/{model}/infer", consumes = {MediaType.APPLICATION_JSON, MediaType.TEXT_PLAIN,
+    /** The body is read as JSON whatever its declared type (curl -d sends form-urlencoded). */
+    @Post(uri = "/models/{model}/infer", consumes = {MediaType.APPLICATION_JSON, MediaType.TEXT_PLAIN, MediaType.APPLICATION_FORM_URLENCODED,
             MediaType.APPLICATION_OCTET_STREAM}, produces = MediaType.APPLICATION_JSON)
     @ExecuteOn(TaskExecutors.BLOCKING)
     public HttpResponse<byte[]> infer(@PathVariable String model, @Body byte[] body) {
@@ -145,7 +146,7 @@ public final class InferenceController {
         }
     }
 
-    @Post(uri = "/models/{model}/versions/1/infer", consumes = {MediaType.APPLICATION_JSON, MediaType.TEXT_PLAIN,
+    @Post(uri = "/models/{model}/versions/1/infer", consumes = {MediaType.APPLICATION_JSON, MediaType.TEXT_PLAIN, MediaType.APPLICATION_FORM_URLENCODED,
             MediaType.APPLICATION_OCTET_STREAM}, produces = MediaType.APPLICATION_JSON)
     @ExecuteOn(TaskExecutors.BLOCKING)
     public HttpResponse<byte[]> inferVersion(@PathVariable String model, @Body byte[] body) {

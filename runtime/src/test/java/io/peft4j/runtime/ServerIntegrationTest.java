@@ -155,6 +155,11 @@ class ServerIntegrationTest {
             assertArrayEquals(want.toFloatArray(), got.toFloatArray(), "HTTP must not change a single float");
         }
         assertClose(Ort.run(base, Map.of("x", x)).get("logits"), infer("m", Map.of()), "no adapter = base");
+        byte[] raw = Http.inferBody("x", x, Map.of("adapter", "a"), null).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        Http.Reply asForm = http.postBytes("/v2/models/m/infer", raw, "application/x-www-form-urlencoded");
+        assertEquals(200, asForm.status(), "curl -d without a Content-Type: " + asForm);
+        Http.Reply versioned = http.postBytes("/v2/models/m/versions/1/infer", raw, "application/json");
+        assertEquals(200, versioned.status(), versioned.toString());
         Http.Reply sel = http.post("/v2/models/m/infer", Http.inferBody("x", x, Map.of(), null)
                 .replace("\"inputs\"", "\"outputs\":[{\"name\":\"logits\"}],\"inputs\""));
         assertEquals(1, sel.json().get("outputs").size(), sel.toString());
