@@ -18,7 +18,7 @@ import io.peft4j.core.peft.Peft;
 import io.peft4j.core.peft.Stack;
 import io.peft4j.core.peft.lora.LoraMethod;
 import io.peft4j.core.tensor.Tensor;
-import io.peft4j.exporter.OnnxAdapterFile;
+import io.peft4j.devices.ort.OnnxAdapterFile;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -31,6 +31,7 @@ import picocli.CommandLine.Spec;
             PredictCommand.class,
             QuickstartCommand.class,
             SynthCommand.class,
+            ServeCommand.class,
         },
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {

@@ -1,13 +1,13 @@
 package io.peft4j.cli;
 
-import ai.onnxruntime.TensorInfo;
 import io.peft4j.core.Peft4jException;
 import io.peft4j.core.image.Images;
 import io.peft4j.core.pkg.Manifest;
 import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Npy;
 import io.peft4j.core.tensor.Tensor;
-import io.peft4j.exporter.Predictor;
+import io.peft4j.devices.TensorSpec;
+import io.peft4j.devices.ort.OrtBackend;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -81,8 +81,8 @@ public final class PredictCommand implements Callable<Integer> {
         if (top < 1) {
             throw Peft4jException.invalid("--top must be at least 1, got " + top);
         }
-        try (Predictor p = Predictor.open(model, Math.max(1, threads))) {
-            if (adapter != null && p.manifest().isEmpty()) {
+        try (OrtBackend p = OrtBackend.open(model, new OrtBackend.Options(Math.max(1, threads), 1))) {
+            if (adapter != null && p.info().manifest().isEmpty()) {
                 throw Peft4jException.invalid("--adapter needs a model package; " + model + " is an ONNX file");
             }
             if (!npy.isEmpty()) {
@@ -95,9 +95,9 @@ public final class PredictCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void runArrays(Predictor p, PrintWriter o) {
+    private void runArrays(OrtBackend p, PrintWriter o) {
         Map<String, Tensor> inputs = new LinkedHashMap<>();
-        List<String> names = p.inputNames();
+        List<String> names = p.info().inputs().stream().map(TensorSpec::name).toList();
         for (String spec : npy) {
             int eq = spec.indexOf('=');
             String name = eq > 0 && !spec.substring(0, eq).contains("/") ? spec.substring(0, eq) : null;
@@ -122,19 +122,11 @@ public final class PredictCommand implements Callable<Integer> {
     }
 
     /** float64 arrays feed float32 inputs and int32 arrays int64 inputs (NumPy's defaults); other mismatches are refused. */
-    private static Tensor asModelType(Predictor p, String name, Tensor t) {
-        TensorInfo info = p.inputInfo(name).orElse(null);
-        if (info == null) {
+    private static Tensor asModelType(OrtBackend p, String name, Tensor t) {
+        DataType want = p.info().input(name).map(TensorSpec::dtype).orElse(null);
+        if (want == null) {
             return t;
         }
-        DataType want = switch (info.type) {
-            case FLOAT -> DataType.FLOAT;
-            case INT64 -> DataType.INT64;
-            case INT32 -> DataType.INT32;
-            case DOUBLE -> DataType.DOUBLE;
-            case FLOAT16 -> DataType.FLOAT16;
-            default -> t.dtype();
-        };
         if (t.dtype() == want) {
             return t;
         }
@@ -154,8 +146,8 @@ public final class PredictCommand implements Callable<Integer> {
         return output;
     }
 
-    private void runImages(Predictor p, PrintWriter o) {
-        Manifest m = p.manifest().orElseThrow(() -> Peft4jException.invalid(model + " is an ONNX file without preprocessing; "
+    private void runImages(OrtBackend p, PrintWriter o) {
+        Manifest m = p.info().manifest().orElseThrow(() -> Peft4jException.invalid(model + " is an ONNX file without preprocessing; "
                 + "classify images with a model package exported with --image-size/--mean/--std, or feed --npy arrays"));
         Manifest.Preprocessing pre = m.preprocessing();
         if (pre == null) {

@@ -220,7 +220,7 @@ public final class QuickstartCommand implements Callable<Integer> {
 
     /** The model's first output for {@code image}, in ONNX Runtime. */
     private static float[] runOnce(Path model, Tensor image) {
-        try (io.peft4j.exporter.Predictor p = io.peft4j.exporter.Predictor.open(model)) {
+        try (io.peft4j.devices.ort.OrtBackend p = io.peft4j.devices.ort.OrtBackend.open(model)) {
             return p.run(Map.of("image", image), null).values().iterator().next().toFloatArray();
         }
     }

@@ -22,6 +22,11 @@ import io.peft4j.core.peft.PeftMatching;
 import io.peft4j.core.pkg.Manifest;
 import io.peft4j.core.pkg.ModelPackage;
 import io.peft4j.core.tensor.Tensor;
+import io.peft4j.devices.AdapterSelection;
+import io.peft4j.devices.ort.OnnxAdapterFile;
+import io.peft4j.devices.ort.OrtBackend;
+import io.peft4j.devices.ort.OrtTensors;
+import io.peft4j.devices.ort.SideAdapters;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -218,7 +223,7 @@ public final class Exporter {
         int r = 0;
         for (AdapterBinding.Module m : b.modules()) {
             for (Map.Entry<String, Tensor> e : m.tensors().entrySet()) {
-                if (padAxis(e.getKey()) == 0) {
+                if (SideAdapters.padAxis(e.getKey()) == 0) {
                     r = Math.max(r, Math.toIntExact(e.getValue().dim(0)));
                 }
             }
@@ -271,38 +276,6 @@ public final class Exporter {
 
     // ---------------------------------------------------------------- side graphs
 
-    /** Which axis of a LoRA factor is the rank ({@code -1}: none). */
-    static int padAxis(String key) {
-        if (key.endsWith("lora_A.weight") || key.endsWith("lora_embedding_A")) {
-            return 0;
-        }
-        if (key.endsWith("lora_B.weight") || key.endsWith("lora_embedding_B")) {
-            return 1;
-        }
-        return -1;
-    }
-
-    /** {@code t} with its rank axis zero-padded to {@code rank}. */
-    static Tensor padRank(Tensor t, int axis, int rank) {
-        long r = t.dim(axis);
-        if (r == rank) {
-            return t;
-        }
-        long[] shape = t.shape().clone();
-        shape[axis] = rank;
-        long outer = 1;
-        for (int i = 0; i < axis; i++) {
-            outer *= t.dim(i);
-        }
-        long inner = Tensor.numel(t.shape()) / outer / r;
-        float[] v = t.toFloatArray();
-        float[] o = new float[Math.toIntExact(Tensor.numel(shape))];
-        for (long a = 0; a < outer; a++) {
-            System.arraycopy(v, Math.toIntExact(a * r * inner), o, Math.toIntExact(a * rank * inner), Math.toIntExact(r * inner));
-        }
-        return Tensor.ofFloats(shape, o).to(t.dtype());
-    }
-
     /**
      * Injects the union of the adapters' modules as inputs with defaults into {@code model};
      * returns each adapter's {@code .onnx_adapter} parameters.
@@ -332,8 +305,8 @@ public final class Exporter {
                 if (def == null) {
                     throw new IllegalStateException("side graph has no input " + e.getKey());
                 }
-                int axis = padAxis(e.getKey());
-                Tensor v = axis >= 0 ? padRank(e.getValue(), axis, maxRank) : e.getValue();
+                int axis = SideAdapters.padAxis(e.getKey());
+                Tensor v = axis >= 0 ? SideAdapters.padRank(e.getValue(), axis, maxRank) : e.getValue();
                 if (!java.util.Arrays.equals(v.shape(), def.shape()) || v.dtype() != def.dtype()) {
                     throw new IllegalStateException("side parameter " + e.getKey() + " " + v + " does not fit its input " + def);
                 }
@@ -369,9 +342,9 @@ public final class Exporter {
                 targets.add(path);
                 moduleMap.put(path, m.target().nodeName());
                 for (Map.Entry<String, Tensor> e : m.tensors().entrySet()) {
-                    int axis = padAxis(e.getKey());
+                    int axis = SideAdapters.padAxis(e.getKey());
                     tensors.putIfAbsent(io.peft4j.core.adapter.PeftKey.of(path, e.getKey()),
-                            lora && axis >= 0 ? padRank(e.getValue(), axis, maxRank) : e.getValue());
+                            lora && axis >= 0 ? SideAdapters.padRank(e.getValue(), axis, maxRank) : e.getValue());
                 }
             }
             for (AdapterBinding.Saved s : b.saved()) {
@@ -464,7 +437,7 @@ public final class Exporter {
     // ---------------------------------------------------------------- validation
 
     /**
-     * Runs the staged package (through {@link Predictor}, as a caller would) and the in-memory
+     * Runs the staged package (through {@link OrtBackend}, as a caller would) and the in-memory
      * references on the probe: the base model, and each adapter applied unmerged (its tensors as
      * initializers beside the base weights, computed as PEFT does).
      */
@@ -475,8 +448,8 @@ public final class Exporter {
                 .map(e -> e.getKey() + java.util.Arrays.toString(e.getValue().shape())).collect(Collectors.joining(", ")));
         List<ExportReport.Check> checks = new ArrayList<>();
         Map<String, Tensor> yBase = runInMemory(base, probe);
-        try (Predictor p = Predictor.open(stage)) {
-            Manifest m = p.manifest().orElseThrow();
+        try (OrtBackend p = OrtBackend.open(stage)) {
+            Manifest m = p.info().manifest().orElseThrow();
             String mode = m.mode().name();
             if (m.mode() != Manifest.Mode.merged) {
                 String name = switch (m.mode()) {
@@ -484,7 +457,7 @@ public final class Exporter {
                     case multi -> "multi, adapter_index 0";
                     default -> "base package";
                 };
-                checks.add(compare(name, "base model", null, p.run(probe, null), yBase, tol));
+                checks.add(compare(name, "base model", null, run(p, probe, null), yBase, tol));
             }
             for (int k = 0; k < adapters.size(); k++) {
                 String a = adapters.get(k).name();
@@ -493,10 +466,14 @@ public final class Exporter {
                 Peft.inject(ref, AdapterBinding.bind(ref, adapters.get(k).bundle()), InjectMode.INITIALIZERS);
                 Map<String, Tensor> yRef = runInMemory(ref, probe);
                 String name = m.mode() == Manifest.Mode.multi ? "multi, adapter_index " + m.adapter(a).index() : mode;
-                checks.add(compare(name + ", adapter '" + a + "'", "adapter '" + a + "' unmerged", a, p.run(probe, a), yRef, tol));
+                checks.add(compare(name + ", adapter '" + a + "'", "adapter '" + a + "' unmerged", a, run(p, probe, a), yRef, tol));
             }
         }
         return checks;
+    }
+
+    private static Map<String, Tensor> run(OrtBackend p, Map<String, Tensor> inputs, String adapter) {
+        return p.run(inputs, AdapterSelection.of(adapter), Set.of()).outputs();
     }
 
     private static ExportReport.Check compare(String name, String reference, String adapter, Map<String, Tensor> got,

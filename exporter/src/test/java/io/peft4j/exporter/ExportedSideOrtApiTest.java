@@ -1,5 +1,7 @@
 package io.peft4j.exporter;
 
+import io.peft4j.devices.ort.OnnxAdapterFile;
+import io.peft4j.devices.ort.OrtBackend;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtLoraAdapter;
@@ -29,7 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * ONNX Runtime's own LoRA API, driven directly (not through {@link Predictor}), on our exported
+ * ONNX Runtime's own LoRA API, driven directly (not through {@link OrtBackend}), on our exported
  * side package and our {@code .onnx_adapter} files: {@code OrtLoraAdapter} +
  * {@code RunOptions.addActiveLoraAdapter} gives the merged package's output, switching adapters
  * in one session needs no reload, and a run without one gives the base model.

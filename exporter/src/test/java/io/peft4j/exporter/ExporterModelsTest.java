@@ -1,5 +1,6 @@
 package io.peft4j.exporter;
 
+import io.peft4j.devices.ort.OrtBackend;
 import io.peft4j.core.adapter.AdapterBundle;
 import io.peft4j.core.adapter.AdapterConfig;
 import io.peft4j.core.onnx.Model;
@@ -101,9 +102,9 @@ class ExporterModelsTest {
         Tensor ySideB;
         Tensor yMulti;
         Tensor yMulti0;
-        try (Predictor pb = Predictor.open(baseFile); Predictor pm = Predictor.open(tmp.resolve("merged"));
-             Predictor ps = Predictor.open(tmp.resolve("side")); Predictor pk = Predictor.open(tmp.resolve("multi"))) {
-            String out = pb.outputNames().get(0);
+        try (OrtBackend pb = OrtBackend.open(baseFile); OrtBackend pm = OrtBackend.open(tmp.resolve("merged"));
+             OrtBackend ps = OrtBackend.open(tmp.resolve("side")); OrtBackend pk = OrtBackend.open(tmp.resolve("multi"))) {
+            String out = pb.info().outputs().get(0).name();
             yBase = pb.run(in, null).get(out);
             yMergedA = pm.run(in, "a").get(out);
             ySideOff = ps.run(in, null).get(out);

@@ -1,5 +1,6 @@
 package io.peft4j.exporter;
 
+import io.peft4j.devices.ort.OrtBackend;
 import io.peft4j.core.adapter.AdapterBundle;
 import io.peft4j.core.pkg.Manifest;
 import io.peft4j.core.pkg.ModelPackage;
@@ -52,7 +53,7 @@ class ExporterReferenceTest {
             r.checks().forEach(c -> System.out.printf("resnet18 reference %-6s %-40s vs %-28s abs %.2e rel %.2e%n",
                     r.manifest().mode(), c.name(), c.reference(), c.maxAbs(), c.maxRel()));
         }
-        try (Predictor p1 = Predictor.open(tmp.resolve("P1")); Predictor p2 = Predictor.open(tmp.resolve("P2"))) {
+        try (OrtBackend p1 = OrtBackend.open(tmp.resolve("P1")); OrtBackend p2 = OrtBackend.open(tmp.resolve("P2"))) {
             double m = rel(p1.run(Map.of("input", x), null).get("logits"), y1);
             double s = rel(p2.run(Map.of("input", x), "adapter").get("logits"), y1);
             double off = rel(p2.run(Map.of("input", x), null).get("logits"), y0);

@@ -1,5 +1,6 @@
 package io.peft4j.exporter;
 
+import io.peft4j.devices.ort.OrtBackend;
 import io.peft4j.core.adapter.AdapterBundle;
 import io.peft4j.core.adapter.AdapterConfig;
 import io.peft4j.core.onnx.Model;
@@ -58,7 +59,7 @@ class Fp16ExportTest {
             assertEquals("FLOAT", p.manifest().outputs().get(0).type());
             long bytes = Files.size(model);
             assertTrue(bytes < fp32Bytes * 0.6, mode + ": " + bytes + " bytes vs float32 " + fp32Bytes);
-            try (Predictor pr = Predictor.open(r.out())) {
+            try (OrtBackend pr = OrtBackend.open(r.out())) {
                 Tensor ya = pr.run(Map.of("input", x), "a").get("logits");
                 assertEquals(DataType.FLOAT, ya.dtype());
                 double withA = ExportTests.relDiff(ya, y1);

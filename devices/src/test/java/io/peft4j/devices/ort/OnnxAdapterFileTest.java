@@ -1,4 +1,4 @@
-package io.peft4j.exporter;
+package io.peft4j.devices.ort;
 
 import io.peft4j.core.Peft4jException;
 import io.peft4j.core.Peft4jException.ErrorCode;
@@ -20,8 +20,8 @@ import java.util.Map;
 import java.util.Random;
 import java.util.stream.Stream;
 
-import static io.peft4j.exporter.RawAdapterFiles.adapter;
-import static io.peft4j.exporter.RawAdapterFiles.floats;
+import static io.peft4j.devices.ort.RawAdapterFiles.adapter;
+import static io.peft4j.devices.ort.RawAdapterFiles.floats;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

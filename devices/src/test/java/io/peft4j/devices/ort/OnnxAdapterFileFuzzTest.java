@@ -1,4 +1,4 @@
-package io.peft4j.exporter;
+package io.peft4j.devices.ort;
 
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtLoraAdapter;

@@ -1,0 +1,646 @@
+package io.peft4j.devices.ort;
+
+import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxValue;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtLoggingLevel;
+import ai.onnxruntime.OrtLoraAdapter;
+import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
+import io.peft4j.core.Peft4jException;
+import io.peft4j.core.Peft4jException.ErrorCode;
+import io.peft4j.core.adapter.AdapterBundle;
+import io.peft4j.core.onnx.OnnxIO;
+import io.peft4j.core.peft.Peft;
+import io.peft4j.core.pkg.Manifest;
+import io.peft4j.core.pkg.ModelPackage;
+import io.peft4j.core.tensor.DataType;
+import io.peft4j.core.tensor.Tensor;
+import io.peft4j.devices.AdapterInfo;
+import io.peft4j.devices.AdapterSelection;
+import io.peft4j.devices.InferenceBackend;
+import io.peft4j.devices.InferenceResult;
+import io.peft4j.devices.ModelInfo;
+import io.peft4j.devices.Rows;
+import io.peft4j.devices.TensorSpec;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The ONNX Runtime backend on the CPU: one {@link OrtSession} per model, shared by all threads
+ * (ONNX Runtime's {@code run} is thread-safe), serving adapters the way the package's mode does:
+ * <ul>
+ *   <li>{@code side}: no adapter gives the base model (the adapter inputs' defaults); an adapter is
+ *       an {@link OrtLoraAdapter} activated per run ({@code RunOptions.addActiveLoraAdapter}), the
+ *       only way ONNX Runtime's Java binding lets a run override inputs that have initializer
+ *       defaults. Package adapters load from their {@code .onnx_adapter} files when the backend
+ *       opens; adapters registered later are converted from their PEFT bundle
+ *       ({@link SideAdapters}) and loaded from memory. A per-row selection runs one pass per
+ *       distinct adapter and puts the rows back in order;</li>
+ *   <li>{@code multi}: {@code adapter_index} is filled per row (0 = base); adapters are fixed at
+ *       export;</li>
+ *   <li>{@code merged}: the merged adapter (or none) runs the merged weights;</li>
+ *   <li>{@code base} and bare models take no adapter.</li>
+ * </ul>
+ * Every adapter and the session itself are reference-counted: a run holds what it uses, so that
+ * replacing or removing an adapter, or closing the backend, frees native memory only after the
+ * runs in flight are done. Inputs are checked against the model (names, element types, fixed
+ * dimensions, one batch size) before anything runs.
+ */
+public final class OrtBackend implements InferenceBackend {
+
+    /** Backend name reported to callers. */
+    public static final String NAME = "onnxruntime-cpu";
+
+    /**
+     * Session settings.
+     *
+     * @param intraOpThreads threads one run may use (ONNX Runtime's intra-op pool)
+     * @param interOpThreads threads for parallel graph branches (1: sequential)
+     */
+    public record Options(int intraOpThreads, int interOpThreads) {
+        public Options {
+            if (intraOpThreads < 1 || interOpThreads < 1) {
+                throw Peft4jException.invalid("threads must be at least 1, got intra-op " + intraOpThreads + ", inter-op "
+                        + interOpThreads);
+            }
+        }
+
+        /** Up to 4 intra-op threads, sequential graph execution. */
+        public static Options defaults() {
+            return new Options(Math.min(4, Runtime.getRuntime().availableProcessors()), 1);
+        }
+    }
+
+    private final Path path;
+    private final Path packageDir;
+    private final Manifest manifest;
+    private final OrtEnvironment env = OrtEnvironment.getEnvironment();
+    private final OrtSession session;
+    private final ModelInfo info;
+    private final Map<String, TensorSpec> sessionInputs = new LinkedHashMap<>();
+    private final String what;
+    /** name → current adapter; replaced as a whole under {@code this}, read without locking. */
+    private volatile Map<String, Adapter> adapters = Map.of();
+    private final Map<String, Long> versions = new HashMap<>();
+    /** Registration order of the current names (under {@code this}). */
+    private final Set<String> order = new LinkedHashSet<>();
+    /** One reference held by the backend until close, one per run in flight. */
+    private final AtomicInteger sessionRefs = new AtomicInteger(1);
+    private volatile boolean closed;
+
+    private OrtBackend(Path path, Path packageDir, Manifest manifest, Options o) {
+        this.path = path;
+        this.packageDir = packageDir;
+        this.manifest = manifest;
+        Path modelFile = packageDir == null ? path : packageDir.resolve(manifest.model());
+        this.what = manifest == null ? modelFile.toString() : "package " + packageDir;
+        try (OrtSession.SessionOptions so = new OrtSession.SessionOptions()) {
+            // overridable initializers (the side graph's adapter inputs) draw a warning per input
+            so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
+            so.setIntraOpNumThreads(o.intraOpThreads());
+            so.setInterOpNumThreads(o.interOpThreads());
+            this.session = env.createSession(modelFile.toAbsolutePath().toString(), so);
+        } catch (OrtException e) {
+            throw new Peft4jException(ErrorCode.MALFORMED, "ONNX Runtime cannot load " + modelFile + ": " + e.getMessage(), e);
+        }
+        try {
+            List<TensorSpec> inputs = new ArrayList<>();
+            for (Map.Entry<String, NodeInfo> e : session.getInputInfo().entrySet()) {
+                TensorSpec s = spec(e.getKey(), e.getValue());
+                sessionInputs.put(s.name(), s);
+                if (!s.name().equals(adapterIndexInput())) {
+                    inputs.add(s);
+                }
+            }
+            List<TensorSpec> outputs = new ArrayList<>();
+            for (Map.Entry<String, NodeInfo> e : session.getOutputInfo().entrySet()) {
+                outputs.add(spec(e.getKey(), e.getValue()));
+            }
+            Manifest.Mode mode = manifest == null ? Manifest.Mode.base : manifest.mode();
+            if (mode == Manifest.Mode.multi && !sessionInputs.containsKey(adapterIndexInput())) {
+                throw Peft4jException.malformed(what + " is a multi package whose model has no input '" + adapterIndexInput() + "'");
+            }
+            this.info = new ModelInfo(path, mode, inputs, outputs, manifest == null ? null : manifest.baseFingerprint(),
+                    manifest == null ? 0 : manifest.maxRank(), Optional.ofNullable(manifest));
+            loadPackageAdapters();
+        } catch (OrtException | RuntimeException e) {
+            close();
+            if (e instanceof RuntimeException r) {
+                throw r;
+            }
+            throw new Peft4jException(ErrorCode.MALFORMED, "cannot read the inputs and outputs of " + what + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Opens a package directory or an {@code .onnx} file with {@link Options#defaults()}. */
+    public static OrtBackend open(Path modelOrPackage) {
+        return open(modelOrPackage, Options.defaults());
+    }
+
+    /** Opens a package directory (its manifest and adapters checked and loaded) or an {@code .onnx} file. */
+    public static OrtBackend open(Path modelOrPackage, Options options) {
+        if (Files.isDirectory(modelOrPackage)) {
+            ModelPackage p = ModelPackage.open(modelOrPackage);
+            return new OrtBackend(modelOrPackage, p.dir(), p.manifest(), options);
+        }
+        if (!Files.isRegularFile(modelOrPackage)) {
+            throw new Peft4jException(ErrorCode.IO, "model not found: " + modelOrPackage
+                    + " (give a model package directory or an .onnx file)");
+        }
+        return new OrtBackend(modelOrPackage, null, null, options);
+    }
+
+    private static TensorSpec spec(String name, NodeInfo n) {
+        if (!(n.getInfo() instanceof TensorInfo t)) {
+            throw Peft4jException.unsupported("'" + name + "' is a " + n.getInfo().getClass().getSimpleName()
+                    + ", not a tensor; peft4j serves tensor inputs and outputs only");
+        }
+        return new TensorSpec(name, OrtTensors.dataType(t.onnxType), t.getShape());
+    }
+
+    private String adapterIndexInput() {
+        return manifest != null && manifest.mode() == Manifest.Mode.multi ? manifest.adapterIndexInput() : null;
+    }
+
+    // ---------------------------------------------------------------- adapters
+
+    /** An adapter as runs use it: immutable, reference-counted (one reference for the registry). */
+    private static final class Adapter {
+        final AdapterInfo info;
+        final OrtLoraAdapter lora;   // side packages
+        final long index;            // multi packages
+        private final AtomicInteger refs = new AtomicInteger(1);
+
+        Adapter(AdapterInfo info, OrtLoraAdapter lora, long index) {
+            this.info = info;
+            this.lora = lora;
+            this.index = index;
+        }
+
+        boolean acquire() {
+            while (true) {
+                int r = refs.get();
+                if (r == 0) {
+                    return false;
+                }
+                if (refs.compareAndSet(r, r + 1)) {
+                    return true;
+                }
+            }
+        }
+
+        void release() {
+            if (refs.decrementAndGet() == 0 && lora != null) {
+                lora.close();
+            }
+        }
+    }
+
+    private void loadPackageAdapters() {
+        if (manifest == null) {
+            return;
+        }
+        Map<String, Adapter> loaded = new LinkedHashMap<>();
+        for (Manifest.Adapter a : manifest.adapters()) {
+            OrtLoraAdapter lora = null;
+            if (manifest.mode() == Manifest.Mode.side) {
+                lora = loraFromFile(a);
+            }
+            versions.put(a.name(), 1L);
+            AdapterInfo i = new AdapterInfo(a.name(), a.peftType(), a.rank(), AdapterInfo.PACKAGE, 1, null);
+            loaded.put(a.name(), new Adapter(i, lora, a.index()));
+        }
+        adapters = Map.copyOf(loaded);
+        order.addAll(loaded.keySet());
+    }
+
+    private OrtLoraAdapter loraFromFile(Manifest.Adapter a) {
+        if (a.onnxAdapter() == null) {
+            throw Peft4jException.malformed(what + ": side adapter '" + a.name() + "' has no .onnx_adapter file");
+        }
+        Path file = packageDir.resolve(a.onnxAdapter());
+        OnnxAdapterFile.read(file);   // our own checks first: a clear message for a damaged file
+        try {
+            return OrtLoraAdapter.create(file.toAbsolutePath().toString());
+        } catch (OrtException e) {
+            throw new Peft4jException(ErrorCode.MALFORMED, "ONNX Runtime cannot load adapter file " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public List<AdapterInfo> adapters() {
+        Map<String, Adapter> now = adapters;
+        List<AdapterInfo> out = new ArrayList<>();
+        synchronized (this) {
+            for (String n : order) {
+                Adapter a = now.get(n);
+                if (a != null) {
+                    out.add(a.info);
+                }
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public AdapterInfo register(String name, AdapterBundle bundle) {
+        requireOpen();
+        if (name == null || name.isEmpty()) {
+            throw Peft4jException.invalid("an adapter needs a name");
+        }
+        Manifest.Mode mode = info.mode();
+        if (mode != Manifest.Mode.side) {
+            throw Peft4jException.unsupported(what + " is a " + mode + " package: "
+                    + switch (mode) {
+                        case multi -> "its adapters are stacked into the graph at export; export it again with adapter '"
+                                + name + "', or serve adapters added at run time from a side package";
+                        case merged -> "its one adapter is merged into the weights; adapters added at run time need a side package";
+                        default -> "it takes no adapters; adapters added at run time need a side package";
+                    });
+        }
+        String adapterName = "adapter '" + name + "'";
+        if (info.baseFingerprint() != null) {
+            bundle.requireBase(info.baseFingerprint(), what);
+        }
+        String peftType = bundle.config().peftType();
+        for (Adapter a : adapters.values()) {
+            if (!a.info.peftType().equals(peftType)) {
+                throw Peft4jException.unsupported(adapterName + " is " + peftType + ", while " + what + " serves "
+                        + a.info.peftType() + " adapters (a side graph serves one PEFT method)");
+            }
+        }
+        Map<String, Tensor> params = SideAdapters.parameters(OnnxIO.read(packageDir.resolve(manifest.model())), bundle, adapterName);
+        OrtLoraAdapter lora;
+        try {
+            lora = OrtLoraAdapter.create(OnnxAdapterFile.toBytes(params, 1, 1));
+        } catch (OrtException e) {
+            throw new Peft4jException(ErrorCode.INVALID_ARGUMENT, "ONNX Runtime refuses " + adapterName + ": " + e.getMessage(), e);
+        }
+        int rank = 0;
+        for (Map.Entry<String, Tensor> e : bundle.tensors().entrySet()) {
+            if (SideAdapters.padAxis(e.getKey()) == 0) {
+                rank = Math.max(rank, Math.toIntExact(e.getValue().dim(0)));
+            }
+        }
+        Adapter old;
+        Adapter added;
+        synchronized (this) {
+            if (closed) {
+                lora.close();
+                throw closedError();
+            }
+            long version = versions.merge(name, 1L, Long::sum);
+            added = new Adapter(new AdapterInfo(name, peftType, rank, AdapterInfo.REGISTERED, version, Peft.adapterId(bundle)),
+                    lora, 0);
+            Map<String, Adapter> next = new LinkedHashMap<>(adapters);
+            old = next.put(name, added);
+            adapters = Map.copyOf(next);
+            order.add(name);
+        }
+        if (old != null) {
+            old.release();
+        }
+        return added.info;
+    }
+
+    @Override
+    public boolean unregister(String name) {
+        Adapter old;
+        synchronized (this) {
+            Map<String, Adapter> next = new LinkedHashMap<>(adapters);
+            old = next.remove(name);
+            if (old == null) {
+                return false;
+            }
+            adapters = Map.copyOf(next);
+            order.remove(name);
+        }
+        old.release();
+        return true;
+    }
+
+    // ---------------------------------------------------------------- running
+
+    @Override
+    public String name() {
+        return NAME;
+    }
+
+    @Override
+    public ModelInfo info() {
+        return info;
+    }
+
+    @Override
+    public InferenceResult run(Map<String, Tensor> inputs, AdapterSelection selection, Set<String> outputs) {
+        if (!acquireSession()) {
+            throw closedError();
+        }
+        List<Adapter> held = new ArrayList<>();
+        try {
+            Set<String> wanted = wantedOutputs(outputs);
+            long batch = checkInputs(inputs);
+            Map<String, Long> used = new LinkedHashMap<>();
+            Map<String, Tensor> feeds = new LinkedHashMap<>(inputs);
+            switch (info.mode()) {
+                case base -> {
+                    requireNoAdapter(selection, what + " is a base model without adapters");
+                    return new InferenceResult(runOnce(feeds, null, wanted), used);
+                }
+                case merged -> {
+                    String merged = manifest.mergedAdapter();
+                    for (String a : names(selection)) {
+                        if (a != null && !a.equals(merged)) {
+                            requireKnown(a);
+                            throw Peft4jException.invalid(what + " has adapter '" + merged + "' merged into its weights; "
+                                    + "it cannot run '" + a + "'");
+                        }
+                    }
+                    return new InferenceResult(runOnce(feeds, null, wanted), used);
+                }
+                case multi -> {
+                    String idx = adapterIndexInput();
+                    if (inputs.containsKey(idx)) {
+                        if (!(selection instanceof AdapterSelection.None)) {
+                            throw Peft4jException.invalid("give either an adapter or the '" + idx + "' input, not both");
+                        }
+                        return new InferenceResult(runOnce(feeds, null, wanted), used);
+                    }
+                    long[] rows = new long[Math.toIntExact(batch)];
+                    if (selection instanceof AdapterSelection.PerRow p) {
+                        requireRows(p, batch);
+                        for (int r = 0; r < rows.length; r++) {
+                            rows[r] = indexOf(p.rows().get(r), held, used);
+                        }
+                    } else {
+                        Arrays.fill(rows, indexOf(single(selection), held, used));
+                    }
+                    feeds.put(idx, Tensor.ofLongs(new long[] {batch}, rows));
+                    return new InferenceResult(runOnce(feeds, null, wanted), used);
+                }
+                case side -> {
+                    if (!(selection instanceof AdapterSelection.PerRow p)) {
+                        String a = single(selection);
+                        OrtLoraAdapter lora = a == null ? null : hold(a, held, used).lora;
+                        return new InferenceResult(runOnce(feeds, lora, wanted), used);
+                    }
+                    requireRows(p, batch);
+                    return new InferenceResult(runByAdapter(feeds, p.rows(), held, used, wanted), used);
+                }
+                default -> throw new IllegalStateException(info.mode().toString());
+            }
+        } finally {
+            held.forEach(Adapter::release);
+            releaseSession();
+        }
+    }
+
+    /** A side package's per-row selection: one run per distinct adapter, rows put back in place. */
+    private Map<String, Tensor> runByAdapter(Map<String, Tensor> feeds, List<String> rows, List<Adapter> held,
+                                             Map<String, Long> used, Set<String> wanted) {
+        Map<String, List<Integer>> groups = new LinkedHashMap<>();
+        for (int r = 0; r < rows.size(); r++) {
+            groups.computeIfAbsent(rows.get(r), k -> new ArrayList<>()).add(r);
+        }
+        Map<String, OrtLoraAdapter> loras = new HashMap<>();
+        for (String a : groups.keySet()) {
+            if (a != null) {
+                loras.put(a, hold(a, held, used).lora);
+            }
+        }
+        if (groups.size() == 1) {
+            String a = groups.keySet().iterator().next();
+            return runOnce(feeds, a == null ? null : loras.get(a), wanted);
+        }
+        List<int[]> rowSets = new ArrayList<>();
+        List<Map<String, Tensor>> results = new ArrayList<>();
+        for (Map.Entry<String, List<Integer>> g : groups.entrySet()) {
+            int[] rs = g.getValue().stream().mapToInt(Integer::intValue).toArray();
+            Map<String, Tensor> part = new LinkedHashMap<>();
+            for (Map.Entry<String, Tensor> f : feeds.entrySet()) {
+                part.put(f.getKey(), Rows.gather(f.getValue(), rs));
+            }
+            rowSets.add(rs);
+            results.add(runOnce(part, g.getKey() == null ? null : loras.get(g.getKey()), wanted));
+        }
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (String name : results.get(0).keySet()) {
+            List<Tensor> parts = new ArrayList<>();
+            results.forEach(r -> parts.add(r.get(name)));
+            out.put(name, Rows.scatter(parts, rowSets, rows.size(), "output '" + name + "' (per-row adapters need outputs "
+                    + "whose first axis is the batch)"));
+        }
+        return out;
+    }
+
+    private Map<String, Tensor> runOnce(Map<String, Tensor> feeds, OrtLoraAdapter lora, Set<String> wanted) {
+        Map<String, OnnxTensor> ort = new LinkedHashMap<>();
+        try {
+            for (Map.Entry<String, Tensor> e : feeds.entrySet()) {
+                ort.put(e.getKey(), OrtTensors.toOrt(env, e.getValue()));
+            }
+            try (OrtSession.RunOptions ro = new OrtSession.RunOptions()) {
+                if (lora != null) {
+                    ro.addActiveLoraAdapter(lora);
+                }
+                Map<String, Tensor> out = new LinkedHashMap<>();
+                try (OrtSession.Result r = session.run(ort, wanted, ro)) {
+                    for (Map.Entry<String, OnnxValue> e : r) {
+                        if (!(e.getValue() instanceof OnnxTensor t)) {
+                            throw Peft4jException.unsupported("output '" + e.getKey() + "' is not a tensor");
+                        }
+                        out.put(e.getKey(), OrtTensors.fromOrt(t));
+                    }
+                }
+                return out;
+            }
+        } catch (OrtException e) {
+            throw new Peft4jException(ErrorCode.INVALID_ARGUMENT, "ONNX Runtime cannot run " + what + ": " + e.getMessage(), e);
+        } finally {
+            ort.values().forEach(OnnxTensor::close);
+        }
+    }
+
+    private Set<String> wantedOutputs(Set<String> outputs) {
+        Set<String> all = new LinkedHashSet<>();
+        info.outputs().forEach(t -> all.add(t.name()));
+        if (outputs == null || outputs.isEmpty()) {
+            return all;
+        }
+        for (String o : outputs) {
+            if (!all.contains(o)) {
+                throw Peft4jException.notFound(what + " has no output '" + o + "'; its outputs are " + all);
+            }
+        }
+        Set<String> inOrder = new LinkedHashSet<>(all);
+        inOrder.retainAll(outputs);
+        return inOrder;
+    }
+
+    /** Checks names, types and fixed dimensions; returns the batch size (dimension 0 shared by all inputs). */
+    private long checkInputs(Map<String, Tensor> inputs) {
+        List<String> names = info.inputs().stream().map(TensorSpec::name).toList();
+        for (String n : inputs.keySet()) {
+            if (!names.contains(n) && !n.equals(adapterIndexInput())) {
+                throw Peft4jException.notFound(what + " has no input '" + n + "'; its inputs are " + names);
+            }
+        }
+        List<String> missing = names.stream().filter(n -> !inputs.containsKey(n)).toList();
+        if (!missing.isEmpty()) {
+            throw Peft4jException.notFound(what + " needs input" + (missing.size() == 1 ? " " : "s ") + missing
+                    + " (its inputs are " + names + ")");
+        }
+        long batch = -1;
+        for (TensorSpec s : info.inputs()) {
+            Tensor t = inputs.get(s.name());
+            if (t.dtype() != s.dtype()) {
+                throw Peft4jException.shape("input '" + s.name() + "' takes " + s.dtype() + ", got " + t.dtype());
+            }
+            if (!s.accepts(t.shape())) {
+                throw Peft4jException.shape("input '" + s.name() + "' takes shape " + s.describeShape() + " (-1: any size), got "
+                        + Arrays.toString(t.shape()));
+            }
+            if (t.rank() > 0) {
+                if (batch >= 0 && t.dim(0) != batch) {
+                    throw Peft4jException.shape("inputs disagree on the batch size: '" + s.name() + "' has " + t.dim(0)
+                            + " rows, an earlier input " + batch);
+                }
+                batch = t.dim(0);
+            }
+        }
+        return Math.max(batch, 1);
+    }
+
+    private static List<String> names(AdapterSelection s) {
+        if (s instanceof AdapterSelection.Single one) {
+            return List.of(one.name());
+        }
+        if (s instanceof AdapterSelection.PerRow p) {
+            return p.rows();
+        }
+        return List.of();
+    }
+
+    private static String single(AdapterSelection s) {
+        return s instanceof AdapterSelection.Single one ? one.name() : null;
+    }
+
+    private void requireNoAdapter(AdapterSelection s, String why) {
+        for (String a : names(s)) {
+            if (a != null) {
+                throw Peft4jException.invalid(why + "; it cannot run adapter '" + a + "'");
+            }
+        }
+    }
+
+    private void requireRows(AdapterSelection.PerRow p, long batch) {
+        if (p.rows().size() != batch) {
+            throw Peft4jException.shape("one adapter per row: got " + p.rows().size() + " adapters for a batch of " + batch);
+        }
+    }
+
+    private void requireKnown(String name) {
+        if (!adapters.containsKey(name)) {
+            throw unknownAdapter(name);
+        }
+    }
+
+    private Peft4jException unknownAdapter(String name) {
+        List<String> have = adapters().stream().map(AdapterInfo::name).toList();
+        return Peft4jException.notFound(what + " has no adapter '" + name + "'" + (have.isEmpty() ? " (it has none)" : "; it has " + have));
+    }
+
+    /** The current adapter {@code name}, held for this run (released by the caller). */
+    private Adapter hold(String name, List<Adapter> held, Map<String, Long> used) {
+        for (Adapter a : held) {
+            if (a.info.name().equals(name)) {
+                return a;
+            }
+        }
+        while (true) {
+            Adapter a = adapters.get(name);
+            if (a == null) {
+                throw unknownAdapter(name);
+            }
+            if (a.acquire()) {
+                held.add(a);
+                used.put(name, a.info.version());
+                return a;
+            }
+            // replaced and released between the read and the acquire: read again
+        }
+    }
+
+    private long indexOf(String name, List<Adapter> held, Map<String, Long> used) {
+        return name == null ? 0 : hold(name, held, used).index;
+    }
+
+    // ---------------------------------------------------------------- lifetime
+
+    private boolean acquireSession() {
+        while (true) {
+            int r = sessionRefs.get();
+            if (r == 0 || closed) {
+                return false;
+            }
+            if (sessionRefs.compareAndSet(r, r + 1)) {
+                return true;
+            }
+        }
+    }
+
+    private void releaseSession() {
+        if (sessionRefs.decrementAndGet() == 0) {
+            try {
+                session.close();
+            } catch (OrtException e) {
+                // nothing to do: the native session is gone either way
+            }
+        }
+    }
+
+    private void requireOpen() {
+        if (closed) {
+            throw closedError();
+        }
+    }
+
+    private Peft4jException closedError() {
+        return Peft4jException.invalid(what + " is closed (unloaded)");
+    }
+
+    /** Whether {@link #close()} was called. */
+    public boolean isClosed() {
+        return closed;
+    }
+
+    @Override
+    public void close() {
+        Map<String, Adapter> was;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            was = adapters;
+            adapters = Map.of();
+            order.clear();
+        }
+        was.values().forEach(Adapter::release);
+        releaseSession();
+    }
+}

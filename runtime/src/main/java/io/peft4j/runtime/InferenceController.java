@@ -1,0 +1,182 @@
+package io.peft4j.runtime;
+
+import io.micronaut.http.HttpResponse;
+import io.micronaut.http.HttpStatus;
+import io.micronaut.http.MediaType;
+import io.micronaut.http.annotation.Body;
+import io.micronaut.http.annotation.Controller;
+import io.micronaut.http.annotation.Get;
+import io.micronaut.http.annotation.PathVariable;
+import io.micronaut.http.annotation.Post;
+import io.micronaut.scheduling.TaskExecutors;
+import io.micronaut.scheduling.annotation.ExecuteOn;
+import io.peft4j.core.Peft4jException;
+import io.peft4j.core.tensor.Tensor;
+import io.peft4j.devices.AdapterInfo;
+import io.peft4j.devices.AdapterSelection;
+import io.peft4j.devices.InferenceBackend;
+import io.peft4j.devices.InferenceResult;
+import io.peft4j.devices.ModelInfo;
+import io.peft4j.devices.TensorSpec;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The Open Inference Protocol v2 over REST (KServe / Triton): server metadata, health, model
+ * metadata and readiness, and inference with JSON tensors. The adapter of a request is
+ * {@code parameters.adapter} (none: the base model) or, one per batch row,
+ * {@code parameters.adapters}; the response names the adapter versions it was computed with.
+ */
+@Controller("/v2")
+public final class InferenceController {
+
+    private final ModelRepository repository;
+    private final RuntimeConfig config;
+    private final Gate gate;
+    private final RuntimeMetrics metrics;
+
+    public InferenceController(ModelRepository repository, RuntimeConfig config, Gate gate, RuntimeMetrics metrics) {
+        this.repository = repository;
+        this.config = config;
+        this.gate = gate;
+        this.metrics = metrics;
+    }
+
+    @Get
+    public Map<String, Object> server() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("name", "peft4j");
+        m.put("version", Versions.peft4j());
+        m.put("extensions", List.of("model_repository", "adapters"));
+        return m;
+    }
+
+    @Get("/health/live")
+    public Map<String, Object> live() {
+        return Map.of("live", true);
+    }
+
+    /** Ready when not shutting down and every package of the repository is served. */
+    @Get("/health/ready")
+    public HttpResponse<Map<String, Object>> ready() {
+        boolean ready = !gate.draining() && repository.allReady();
+        return HttpResponse.status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE).body(Map.of("ready", ready));
+    }
+
+    @Get("/models/{model}")
+    public Map<String, Object> metadata(@PathVariable String model) {
+        InferenceBackend b = repository.get(model);
+        ModelInfo info = b.info();
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("name", model);
+        m.put("versions", List.of("1"));
+        m.put("platform", "onnxruntime_onnx");
+        m.put("inputs", specs(info.inputs()));
+        m.put("outputs", specs(info.outputs()));
+        Map<String, Object> p = new LinkedHashMap<>();
+        p.put("mode", info.mode().name());
+        p.put("backend", b.name());
+        p.put("max_rank", info.maxRank());
+        if (info.baseFingerprint() != null) {
+            p.put("base_fingerprint", info.baseFingerprint());
+        }
+        p.put("adapters", b.adapters().stream().map(AdapterInfo::name).toList());
+        info.manifest().ifPresent(man -> {
+            if (!man.labels().isEmpty()) {
+                p.put("labels", man.labels());
+            }
+        });
+        m.put("parameters", p);
+        return m;
+    }
+
+    @Get("/models/{model}/ready")
+    public HttpResponse<Map<String, Object>> modelReady(@PathVariable String model) {
+        boolean ready = repository.isLoaded(model);
+        if (!ready) {
+            repository.get(model);   // unknown: 404 with the models served
+        }
+        return HttpResponse.ok(Map.of("name", model, "ready", true));
+    }
+
+    /** The body is read as JSON whatever its declared type (curl -d sends form-urlencoded). */
+    @Post(uri = "/models/{model}/infer", consumes = {MediaType.APPLICATION_JSON, MediaType.TEXT_PLAIN, MediaType.APPLICATION_FORM_URLENCODED,
+            MediaType.APPLICATION_OCTET_STREAM}, produces = MediaType.APPLICATION_JSON)
+    @ExecuteOn(TaskExecutors.BLOCKING)
+    public HttpResponse<byte[]> infer(@PathVariable String model, @Body byte[] body) {
+        long t0 = System.nanoTime();
+        String modelTag = "unknown";
+        String adapterTag = "base";
+        int status = 500;
+        gate.enter();
+        try {
+            ModelScheduler s = repository.scheduler(model);
+            modelTag = model;
+            InferCodec.Request r = InferCodec.read(body, config.maxBatchRows());
+            adapterTag = r.adapters() != null ? "per-row" : r.adapter() != null ? r.adapter() : "base";
+            checkTypes(model, s.backend().info(), r.inputs());
+            AdapterSelection sel = r.adapters() != null ? AdapterSelection.perRow(r.adapters()) : AdapterSelection.of(r.adapter());
+            InferenceResult result = s.run(InferCodec.tensors(r.inputs()), sel, r.outputs());
+            Map<String, Object> params = new LinkedHashMap<>();
+            if (r.adapter() != null) {
+                params.put("adapter", r.adapter());
+            }
+            if (!result.adapterVersions().isEmpty()) {
+                params.put("adapter_versions", new LinkedHashMap<>(result.adapterVersions()));
+            }
+            Map<String, Tensor> outputs = result.outputs();
+            byte[] json = InferCodec.write(model, r.id(), params, outputs);
+            status = 200;
+            return HttpResponse.ok(json).contentType(MediaType.APPLICATION_JSON_TYPE);
+        } catch (ApiException e) {
+            status = e.status().getCode();
+            throw e;
+        } catch (Peft4jException e) {
+            status = ErrorHandlers.status(e.code()).getCode();
+            throw e;
+        } finally {
+            gate.exit();
+            if (status == 404 && !adapterTag.equals("base") && !adapterTag.equals("per-row")) {
+                adapterTag = "unknown";   // a name that may not exist is not a label
+            }
+            metrics.request(modelTag, adapterTag, status, System.nanoTime() - t0);
+        }
+    }
+
+    @Post(uri = "/models/{model}/versions/1/infer", consumes = {MediaType.APPLICATION_JSON, MediaType.TEXT_PLAIN, MediaType.APPLICATION_FORM_URLENCODED,
+            MediaType.APPLICATION_OCTET_STREAM}, produces = MediaType.APPLICATION_JSON)
+    @ExecuteOn(TaskExecutors.BLOCKING)
+    public HttpResponse<byte[]> inferVersion(@PathVariable String model, @Body byte[] body) {
+        return infer(model, body);
+    }
+
+    /** Input datatypes against the model's, in the protocol's names. */
+    private static void checkTypes(String model, ModelInfo info, List<InferCodec.Input> inputs) {
+        for (InferCodec.Input in : inputs) {
+            TensorSpec s = info.input(in.name()).orElse(null);
+            if (s != null && s.dtype() != in.tensor().dtype()) {
+                throw ApiException.badRequest("input '" + in.name() + "' has datatype " + in.datatype() + "; model '" + model
+                        + "' takes " + InferCodec.datatype(s.dtype()));
+            }
+        }
+    }
+
+    static List<Map<String, Object>> specs(List<TensorSpec> specs) {
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (TensorSpec s : specs) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("name", s.name());
+            m.put("datatype", InferCodec.datatype(s.dtype()));
+            List<Long> shape = new ArrayList<>();
+            for (long d : s.shape()) {
+                shape.add(d);
+            }
+            m.put("shape", shape);
+            out.add(m);
+        }
+        return out;
+    }
+}

@@ -1,0 +1,189 @@
+package io.peft4j.runtime;
+
+import io.micronaut.context.annotation.Context;
+import io.micronaut.context.env.Environment;
+import io.peft4j.core.Peft4jException;
+import io.peft4j.core.Peft4jException.ErrorCode;
+import io.peft4j.core.pkg.ModelPackage;
+import io.peft4j.devices.InferenceBackend;
+import io.peft4j.devices.ort.OrtBackend;
+import jakarta.annotation.PreDestroy;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Stream;
+
+/**
+ * The model repository: a directory whose subdirectories are model packages, each served under its
+ * directory name. Every package is loaded when the service starts (one that fails to load is
+ * reported in the index with the reason, and the others still serve); {@link #load} loads or
+ * reloads one, {@link #unload} stops serving it. A model is swapped atomically: requests that
+ * already hold the old backend finish on it, and its native memory is freed after them.
+ */
+@Context
+public final class ModelRepository implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(ModelRepository.class);
+
+    /** A model name: a package directory's name, safe in a URL path. */
+    static final String NAME = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}";
+
+    /** Why a package in the repository is not served. */
+    private record Failure(String reason) {
+    }
+
+    private final Path root;
+    private final Path realRoot;
+    private final OrtBackend.Options options;
+    private final Map<String, ModelScheduler> loaded = new ConcurrentHashMap<>();
+    private final SchedulingConfig scheduling;
+    private final Environment env;
+    private final RuntimeMetrics metrics;
+    private final Map<String, Failure> failed = new ConcurrentHashMap<>();
+
+    public ModelRepository(RuntimeConfig config, SchedulingConfig scheduling, Environment env, RuntimeMetrics metrics) {
+        this.scheduling = scheduling;
+        this.env = env;
+        this.metrics = metrics;
+        this.root = Path.of(config.repo()).toAbsolutePath().normalize();
+        if (!Files.isDirectory(root)) {
+            throw new Peft4jException(ErrorCode.IO, "model repository not found: " + root + " (give a directory of model "
+                    + "packages, e.g. made with peft4j export --out REPO/NAME)");
+        }
+        try {
+            this.realRoot = root.toRealPath();
+        } catch (IOException e) {
+            throw new Peft4jException(ErrorCode.IO, "cannot read the model repository " + root + ": " + e.getMessage(), e);
+        }
+        this.options = new OrtBackend.Options(config.threads(), 1);
+        for (String name : scan()) {
+            try {
+                load(name);
+            } catch (Peft4jException e) {
+                LOG.warn("model '{}' is not served: {}", name, e.getMessage());
+            }
+        }
+        LOG.info("model repository {}: {} model(s) ready {}", root, loaded.size(), new TreeMap<>(loaded).keySet());
+    }
+
+    /** The repository directory (absolute, normalized). */
+    public Path root() {
+        return root;
+    }
+
+    /** The repository directory with symbolic links resolved: what paths inside it must stay under. */
+    public Path realRoot() {
+        return realRoot;
+    }
+
+    /** The names of the package directories in the repository now. */
+    private List<String> scan() {
+        List<String> names = new ArrayList<>();
+        try (Stream<Path> s = Files.list(root)) {
+            s.filter(ModelPackage::isPackage).map(p -> p.getFileName().toString()).filter(n -> n.matches(NAME)).sorted()
+                    .forEach(names::add);
+        } catch (IOException e) {
+            throw new Peft4jException(ErrorCode.IO, "cannot list the model repository " + root + ": " + e.getMessage(), e);
+        }
+        return names;
+    }
+
+    /** The backend serving {@code name}, or NOT_FOUND naming what is served. */
+    public InferenceBackend get(String name) {
+        return scheduler(name).backend();
+    }
+
+    /** The scheduler running {@code name}'s requests, or NOT_FOUND naming what is served. */
+    ModelScheduler scheduler(String name) {
+        ModelScheduler b = loaded.get(name);
+        if (b == null) {
+            Failure f = failed.get(name);
+            if (f != null) {
+                throw Peft4jException.notFound("model '" + name + "' is not loaded: " + f.reason());
+            }
+            throw Peft4jException.notFound("unknown model '" + name + "'; the models served are "
+                    + new TreeMap<>(loaded).keySet());
+        }
+        return b;
+    }
+
+    public boolean isLoaded(String name) {
+        return loaded.containsKey(name);
+    }
+
+    /** Loads (or reloads) package {@code name} from the repository. */
+    public synchronized InferenceBackend load(String name) {
+        if (name == null || !name.matches(NAME)) {
+            throw Peft4jException.invalid("model name '" + name + "' must be 1-128 letters, digits, '.', '_' or '-'");
+        }
+        Path dir = root.resolve(name);
+        if (!ModelPackage.isPackage(dir)) {
+            throw Peft4jException.notFound("the repository " + root + " has no model package '" + name + "'");
+        }
+        InferenceBackend fresh;
+        SchedulingConfig settings;
+        try {
+            settings = scheduling.forModel(env, name);
+            fresh = OrtBackend.open(dir, options);
+        } catch (Peft4jException e) {
+            failed.put(name, new Failure(e.getMessage()));
+            throw e;
+        }
+        failed.remove(name);
+        ModelScheduler old = loaded.put(name, new ModelScheduler(name, fresh, settings, metrics));
+        if (old != null) {
+            old.close();   // its queued requests still run; then it frees its native memory
+        }
+        LOG.info("loaded model '{}' ({} package, {} adapter(s){})", name, fresh.info().mode(), fresh.adapters().size(),
+                settings.batching() ? ", dynamic batching up to " + settings.maxBatchRows() + " rows" : "");
+        return fresh;
+    }
+
+    /** Stops serving {@code name}; false when it was not loaded. */
+    public synchronized boolean unload(String name) {
+        ModelScheduler old = loaded.remove(name);
+        failed.remove(name);
+        if (old == null) {
+            return false;
+        }
+        old.close();
+        metrics.forget(name);
+        LOG.info("unloaded model '{}'", name);
+        return true;
+    }
+
+    /** One entry of the repository index. */
+    public record Entry(String name, String state, String reason) {
+    }
+
+    /** Every package in the repository and every loaded model, by name: READY, UNAVAILABLE (with the reason). */
+    public List<Entry> index() {
+        TreeMap<String, Entry> all = new TreeMap<>();
+        for (String n : scan()) {
+            all.put(n, new Entry(n, "UNAVAILABLE", "unloaded"));
+        }
+        failed.forEach((n, f) -> all.put(n, new Entry(n, "UNAVAILABLE", f.reason())));
+        loaded.keySet().forEach(n -> all.put(n, new Entry(n, "READY", null)));
+        return new ArrayList<>(all.values());
+    }
+
+    /** Whether every package found at start (or loaded since) is being served. */
+    public boolean allReady() {
+        return failed.isEmpty();
+    }
+
+    @PreDestroy
+    @Override
+    public synchronized void close() {
+        loaded.values().forEach(ModelScheduler::close);
+        loaded.clear();
+    }
+}

@@ -1,0 +1,52 @@
+package io.peft4j.runtime;
+
+import io.micronaut.context.annotation.ConfigurationProperties;
+import io.micronaut.core.annotation.Nullable;
+import io.micronaut.core.bind.annotation.Bindable;
+import io.peft4j.core.Peft4jException;
+
+/**
+ * The service's own settings, bound from {@code peft4j.*} in {@code application.yml}, environment
+ * variables ({@code PEFT4J_REPO}, {@code PEFT4J_TOKEN}, …) and the properties
+ * {@link Peft4jServer#start} passes (flags), in rising priority. Checked when bound: a bad value
+ * stops the start with a message that names the setting. Where the server listens is Micronaut's
+ * {@code micronaut.server.host} / {@code port}; body size limits are
+ * {@code micronaut.server.max-request-size} and {@code micronaut.server.multipart.max-file-size}.
+ *
+ * @param repo              the model repository: a directory of model packages, each loaded at start
+ * @param token             the bearer token the management endpoints require (load, unload, adapter
+ *                          registration and removal); empty or absent: none, and then those endpoints
+ *                          answer only on a loopback bind
+ * @param threads           ONNX Runtime intra-op threads per model
+ * @param maxUploadBytes    the most an adapter upload (both files together) may hold
+ * @param maxBatchRows      the most rows one inference request may carry
+ */
+@ConfigurationProperties("peft4j")
+public record RuntimeConfig(@Nullable String repo,
+                            @Nullable String token,
+                            @Bindable(defaultValue = "2") int threads,
+                            @Bindable(defaultValue = "67108864") long maxUploadBytes,
+                            @Bindable(defaultValue = "1024") int maxBatchRows) {
+
+    public RuntimeConfig {
+        if (repo == null || repo.isBlank()) {
+            throw Peft4jException.invalid("peft4j.repo is not set: give the model repository directory (--repo DIR, or "
+                    + "PEFT4J_REPO)");
+        }
+        if (threads < 1 || threads > 256) {
+            throw Peft4jException.invalid("peft4j.threads must be 1..256, got " + threads);
+        }
+        if (maxUploadBytes < 1024) {
+            throw Peft4jException.invalid("peft4j.max-upload-bytes must be at least 1024, got " + maxUploadBytes);
+        }
+        if (maxBatchRows < 1) {
+            throw Peft4jException.invalid("peft4j.max-batch-rows must be at least 1, got " + maxBatchRows);
+        }
+        token = token == null || token.isBlank() ? null : token;
+    }
+
+    /** Whether a token is configured. */
+    public boolean hasToken() {
+        return token != null;
+    }
+}
