@@ -4,7 +4,7 @@ import io.peft4j.core.onnx.Model;
 import io.peft4j.core.onnx.OnnxIO;
 import io.peft4j.core.tensor.Tensor;
 import io.peft4j.core.testkit.OnnxChecker;
-import io.peft4j.exporter.Predictor;
+import io.peft4j.devices.ort.OrtBackend;
 import io.peft4j.trainer.data.Batch;
 import io.peft4j.trainer.data.Dataset;
 import io.peft4j.trainer.data.ModelInputs;
@@ -151,7 +151,7 @@ class SynthCommandTest {
         Dataset ds = new SyntheticDefects(line, DefaultModel.SIZE, 42).dataset(SyntheticDefects.Split.TEST, 100,
                 ModelInputs.of(OnnxIO.read(model)));
         Batch b = ds.batch(IntStream.range(0, ds.size()).toArray(), null);
-        try (Predictor p = Predictor.open(model, 2)) {
+        try (OrtBackend p = OrtBackend.open(model, new OrtBackend.Options(2, 1))) {
             Map<String, Tensor> out = p.run(b.inputs(), null);
             float[] y = out.values().iterator().next().toFloatArray();
             int k = SyntheticDefects.CLASSES.size();
