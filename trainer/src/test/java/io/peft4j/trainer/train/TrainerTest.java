@@ -157,6 +157,40 @@ class TrainerTest {
     }
 
     @Test
+    void ia3TrainsAndWritesAPeftIa3Bundle() {
+        TrainSettings s = tiny("ia3");
+        s.method = TrainSettings.Method.IA3;
+        s.targets = "conv1|fc1";
+        s.feedforward = "fc1";
+        s.epochs = 2;
+        TrainResult r = new Trainer(s, null).run(ArrayDataset.levels(32, 7), null);
+        AdapterBundle b = AdapterBundle.read(r.output());
+        assertEquals("IA3", b.config().peftType());
+        assertEquals(List.of("fc1"), b.config().feedforwardModules());
+        assertArrayEquals(new long[] {4, 1}, b.tensors().get("base_model.model.conv1.ia3_l").shape());
+        assertArrayEquals(new long[] {1, 4}, b.tensors().get("base_model.model.fc1.ia3_l").shape());
+        // trained away from PEFT's initial ones
+        float[] v = b.tensors().get("base_model.model.conv1.ia3_l").toFloatArray();
+        assertTrue(java.util.stream.IntStream.range(0, v.length).anyMatch(i -> v[i] != 1f));
+    }
+
+    /** With nothing to learn (lr 0) the metric never improves: the run stops after --patience evaluations. */
+    @Test
+    void earlyStoppingStopsAfterPatienceEvaluationsAndKeepsTheBest() {
+        TrainSettings s = tiny("early");
+        s.optimizer = "sgd";
+        s.lr = 1e-12;
+        s.epochs = 10;
+        s.patience = 2;
+        s.monitor = "val_loss";
+        TrainResult r = new Trainer(s, null).run(ArrayDataset.levels(24, 8), ArrayDataset.levels(12, 9));
+        assertEquals(Boolean.TRUE, r.metrics().get("stopped_early"));
+        long steps = ((Number) r.metrics().get("steps")).longValue();
+        assertTrue(steps < 10 * 3, "steps " + steps);
+        assertTrue(String.valueOf(r.metrics().get("stop_reason")).contains("did not improve for 2 evaluations"));
+    }
+
+    @Test
     void divergenceStopsWithAClearMessageAndWritesNoResult() {
         TrainSettings s = tiny("nan");
         s.optimizer = "sgd";
