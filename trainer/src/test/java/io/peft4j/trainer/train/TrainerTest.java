@@ -167,7 +167,7 @@ class TrainerTest {
         AdapterBundle b = AdapterBundle.read(r.output());
         assertEquals("IA3", b.config().peftType());
         assertEquals(List.of("fc1"), b.config().feedforwardModules());
-        assertArrayEquals(new long[] {4, 1}, b.tensors().get("base_model.model.conv1.ia3_l").shape());
+        assertArrayEquals(new long[] {1, 4, 1, 1}, b.tensors().get("base_model.model.conv1.ia3_l").shape());   // PEFT: Conv2d [1, out, 1, 1]
         assertArrayEquals(new long[] {1, 4}, b.tensors().get("base_model.model.fc1.ia3_l").shape());
         // trained away from PEFT's initial ones
         float[] v = b.tensors().get("base_model.model.conv1.ia3_l").toFloatArray();
