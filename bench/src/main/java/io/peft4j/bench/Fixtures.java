@@ -30,14 +30,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
-import java.util.stream.Stream;
 
 /**
  * The files the benchmarks load, made once per workload and kept in the work folder
@@ -136,7 +134,7 @@ public final class Fixtures {
     }
 
     private static void prepare(Prepared p) throws IOException {
-        deleteTree(p.dir());
+        io.peft4j.core.util.AtomicFiles.deleteTree(p.dir());
         Files.createDirectories(p.dir());
         Workload w = p.workload();
         Model base = copy(p.base());
@@ -241,7 +239,7 @@ public final class Fixtures {
                 counts.put(e.getKey(), m);
             }
             new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(p.opsFile().toFile(), counts);
-            deleteTree(opt);
+            io.peft4j.core.util.AtomicFiles.deleteTree(opt);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -275,16 +273,6 @@ public final class Fixtures {
         return d / Math.max(m, 1e-30);
     }
 
-    private static void deleteTree(Path dir) throws IOException {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path f : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(f);
-            }
-        }
-    }
 
     /** {@code Fixtures [workload...]}: prepares the fixtures ahead of a benchmark run (all workloads by default). */
     public static void main(String[] args) {

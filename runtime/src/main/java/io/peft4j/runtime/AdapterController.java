@@ -28,11 +28,9 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * Adapter management in the style of DJL Serving: list a model's adapters, show one, register one
@@ -111,7 +109,7 @@ public final class AdapterController {
         } catch (IOException e) {
             throw new Peft4jException(ErrorCode.IO, "cannot store the uploaded adapter: " + e.getMessage(), e);
         } finally {
-            deleteTree(tmp);
+            io.peft4j.core.util.AtomicFiles.deleteTreeQuietly(tmp);
         }
     }
 
@@ -232,14 +230,4 @@ public final class AdapterController {
         }
     }
 
-    private static void deleteTree(Path dir) {
-        if (dir == null) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(dir)) {
-            s.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
-        } catch (IOException ignored) {
-            // best effort: a temporary directory left behind
-        }
-    }
 }

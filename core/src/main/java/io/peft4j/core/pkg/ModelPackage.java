@@ -8,12 +8,9 @@ import io.peft4j.core.onnx.OnnxIO;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -159,7 +156,7 @@ public final class ModelPackage {
                 }
                 committed = true;
                 if (old != null) {
-                    deleteTree(old);
+                    io.peft4j.core.util.AtomicFiles.deleteTreeQuietly(old);
                 }
                 return open(target);
             } catch (IOException e) {
@@ -170,7 +167,7 @@ public final class ModelPackage {
         @Override
         public void close() {
             if (!committed) {
-                deleteTree(staging);
+                io.peft4j.core.util.AtomicFiles.deleteTreeQuietly(staging);
             }
         }
     }
@@ -181,26 +178,4 @@ public final class ModelPackage {
         }
     }
 
-    static void deleteTree(Path root) {
-        if (root == null || !Files.exists(root)) {
-            return;
-        }
-        try {
-            Files.walkFileTree(root, new SimpleFileVisitor<>() {
-                @Override
-                public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                    Files.delete(file);
-                    return FileVisitResult.CONTINUE;
-                }
-
-                @Override
-                public FileVisitResult postVisitDirectory(Path d, IOException exc) throws IOException {
-                    Files.delete(d);
-                    return FileVisitResult.CONTINUE;
-                }
-            });
-        } catch (IOException ignored) {
-            // best effort: a hidden leftover beside the package
-        }
-    }
 }

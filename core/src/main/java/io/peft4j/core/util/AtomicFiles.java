@@ -107,4 +107,25 @@ public final class AtomicFiles {
             Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
         }
     }
+
+    /** Deletes a file or a directory tree, children first; nothing when {@code root} does not exist. */
+    public static void deleteTree(Path root) throws IOException {
+        if (root == null || !Files.exists(root, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        try (java.util.stream.Stream<Path> s = Files.walk(root)) {
+            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+
+    /** {@link #deleteTree} as a best effort (cleaning up after a failure): what cannot be deleted stays. */
+    public static void deleteTreeQuietly(Path root) {
+        try {
+            deleteTree(root);
+        } catch (IOException | RuntimeException e) {
+            // a leftover temporary beside the target is harmless; the caller's own error matters
+        }
+    }
 }

@@ -8,12 +8,9 @@ import io.peft4j.core.pkg.Manifest;
 
 import java.io.IOException;
 import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -492,7 +489,7 @@ public final class SyntheticDefects {
             throw new Peft4jException(ErrorCode.IO, "cannot write " + target + ": " + e.getMessage(), e);
         } finally {
             if (!done) {
-                deleteTree(staging);
+                io.peft4j.core.util.AtomicFiles.deleteTreeQuietly(staging);
             }
         }
     }
@@ -527,28 +524,6 @@ public final class SyntheticDefects {
         }
     }
 
-    private static void deleteTree(Path root) {
-        if (root == null || !Files.exists(root)) {
-            return;
-        }
-        try {
-            Files.walkFileTree(root, new SimpleFileVisitor<>() {
-                @Override
-                public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                    Files.delete(file);
-                    return FileVisitResult.CONTINUE;
-                }
-
-                @Override
-                public FileVisitResult postVisitDirectory(Path d, IOException exc) throws IOException {
-                    Files.delete(d);
-                    return FileVisitResult.CONTINUE;
-                }
-            });
-        } catch (IOException ignored) {
-            // best effort: a hidden leftover beside the target
-        }
-    }
 
     private static void check(String what, float v, float min, float max) {
         if (!(v >= min && v <= max)) {

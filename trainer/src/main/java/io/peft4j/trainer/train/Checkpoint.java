@@ -57,7 +57,7 @@ record Checkpoint(long step, int epoch, long nextBatch, Map<String, float[]> par
         Path tmp = dir.resolve("." + name + ".tmp");
         try {
             Files.createDirectories(dir);
-            deleteTree(tmp);
+            io.peft4j.core.util.AtomicFiles.deleteTree(tmp);
             Files.createDirectories(tmp);
             Map<String, Tensor> t = new LinkedHashMap<>();
             params.forEach((k, v) -> t.put("param/" + k, flat(v)));
@@ -74,7 +74,7 @@ record Checkpoint(long step, int epoch, long nextBatch, Map<String, float[]> par
             }
             s.set("settings", settings);
             Files.write(tmp.resolve("state.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(s));
-            deleteTree(target);
+            io.peft4j.core.util.AtomicFiles.deleteTree(target);
             try {
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
             } catch (AtomicMoveNotSupportedException e) {
@@ -82,7 +82,7 @@ record Checkpoint(long step, int epoch, long nextBatch, Map<String, float[]> par
             }
             List<Path> all = list(dir);
             for (int i = 0; i < all.size() - 2; i++) {
-                deleteTree(all.get(i));
+                io.peft4j.core.util.AtomicFiles.deleteTree(all.get(i));
             }
             return target;
         } catch (IOException e) {
@@ -156,14 +156,4 @@ record Checkpoint(long step, int epoch, long nextBatch, Map<String, float[]> par
         return Tensor.ofFloats(new long[] {v.length}, v);
     }
 
-    static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path x : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(x);
-            }
-        }
-    }
 }
