@@ -146,7 +146,8 @@ final class NnRules {
     /**
      * Conv. Input gradient: for unit strides a plain Conv with the kernel flipped and its channels
      * swapped (computed once at build time when the weight is a frozen constant), which ONNX
-     * Runtime runs faster than ConvTranspose on the CPU; ConvTranspose for strided convolutions.
+     * Runtime runs faster than ConvTranspose on the CPU; for a frozen 2-D kernel with equal strides
+     * one such Conv per output phase, joined by DepthToSpace; ConvTranspose for other strided ones.
      * Weight gradient (group = 1): a Conv of the input with the output gradient as kernel, batch
      * and channels swapped, strides and dilations exchanged. Bias gradient: a sum.
      */
