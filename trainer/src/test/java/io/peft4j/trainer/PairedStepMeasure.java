@@ -31,7 +31,8 @@ import java.util.Random;
  * checks first that both compute the same loss and gradients (1e-3 relative to each gradient's
  * largest entry). Also the process's CPU time per step, which a busy machine inflates less than
  * the wall time; run with {@code -Dpeft4j.spin=0} for it to count work rather than ONNX Runtime's
- * threads spinning while they wait.
+ * threads spinning while they wait. With {@code -Dpeft4j.profile=DIR} also ONNX Runtime's kernel
+ * time per op type of each, from two profiled sessions run interleaved the same way.
  *
  * <pre>
  * java -Xmx4g -cp ... io.peft4j.trainer.PairedStepMeasure A.onnx B.onnx [pairs, default 40]
@@ -86,9 +87,42 @@ public final class PairedStepMeasure {
                         args[0], stats(ta), stats(ca), args[1], stats(tb), stats(cb), q(ratio, 0.5), q(ratio, 0.25),
                         q(ratio, 0.75), q(cpuRatio, 0.5), q(cpuRatio, 0.25), q(cpuRatio, 0.75), pairs);
             }
+            String profile = System.getProperty("peft4j.profile");
+            if (profile != null) {
+                profilePairs(env, a, b, feeds, Path.of(profile), Math.min(pairs, 10));
+            }
         } finally {
             feeds.values().forEach(OnnxTensor::close);
         }
+    }
+
+    /**
+     * With {@code -Dpeft4j.profile=DIR}: two more sessions with ONNX Runtime's profiler on, run
+     * interleaved as the timed ones (after the same warm-up), each one's kernel time per op type.
+     */
+    private static void profilePairs(OrtEnvironment env, Model a, Model b, Map<String, OnnxTensor> feeds, Path dir, int pairs)
+            throws Exception {
+        java.nio.file.Files.createDirectories(dir);
+        try (OrtSession.SessionOptions oa = profiled(dir.resolve("a")); OrtSession.SessionOptions ob = profiled(dir.resolve("b"));
+             OrtSession sa = env.createSession(OnnxIO.toBytes(a), oa); OrtSession sb = env.createSession(OnnxIO.toBytes(b), ob)) {
+            for (int i = 0; i < WARMUP + pairs; i++) {
+                run(sa, feeds);
+                run(sb, feeds);
+            }
+            System.out.println("A (" + (WARMUP + pairs) + " runs):");
+            StepMeasure.summarize(Path.of(sa.endProfiling()));
+            System.out.println("B (" + (WARMUP + pairs) + " runs):");
+            StepMeasure.summarize(Path.of(sb.endProfiling()));
+        }
+    }
+
+    private static OrtSession.SessionOptions profiled(Path prefix) throws OrtException {
+        OrtSession.SessionOptions o = new OrtSession.SessionOptions();
+        o.disablePerSessionThreads();
+        o.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
+        o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+        o.enableProfiling(prefix.toString());
+        return o;
     }
 
     /** The batch StepMeasure uses, and every other input at its value in the model it came from (the LoRA values). */

@@ -193,7 +193,7 @@ public final class StepMeasure {
     }
 
     /** Sums ORT's profile (node events, after warm-up runs are included too) by op type and by backward/forward. */
-    private static void summarize(Path json) throws Exception {
+    static void summarize(Path json) throws Exception {
         com.fasterxml.jackson.databind.JsonNode events = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.toFile());
         Map<String, Double> byOp = new TreeMap<>();
         Map<String, Integer> nodes = new TreeMap<>();

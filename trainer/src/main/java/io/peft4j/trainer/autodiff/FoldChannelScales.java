@@ -11,8 +11,9 @@ import java.util.function.Function;
 /**
  * A pass over a built training graph: {@code Conv(Mul(a, s), W)} (or ConvTranspose) where
  * {@code s} is a constant scale per channel (or one scale), {@code W} a constant weight and the
- * product read by nothing else becomes {@code Conv(a, W')} with {@code s} folded into the input
- * channels of {@code W'}. This is the input gradient of an inference-mode BatchNormalization
+ * product read by such convolutions only (one or several, e.g. the phases of a strided input
+ * gradient) becomes {@code Conv(a, W')} with {@code s} folded into the input channels of each
+ * reader's {@code W'}. This is the input gradient of an inference-mode BatchNormalization
  * (the output gradient times γ / √(σ² + ε)) feeding the input gradient of the frozen convolution
  * before it: one pass over the activation gradient fewer per layer. Exact up to float rounding of
  * the folded weight; the original weight is left to its other readers.
@@ -45,27 +46,55 @@ final class FoldChannelScales {
             return false;
         }
         List<Node> users = g.consumers(product);
-        if (users.size() != 1) {
+        if (users.isEmpty()) {
             return false;
         }
-        Node conv = users.get(0);
+        // every reader must be a convolution that can take the scale into its weight
+        List<Tensor> scaledWeights = new ArrayList<>();
+        for (Node conv : users) {
+            Tensor scaled = scaledWeight(g, types, conv, product, a, s);
+            if (scaled == null) {
+                return false;
+            }
+            scaledWeights.add(scaled);
+        }
+        List<String> oldWeights = new ArrayList<>();
+        for (int u = 0; u < users.size(); u++) {
+            Node conv = users.get(u);
+            oldWeights.add(conv.input(1));
+            String scaled = g.addInitializer(conv.input(1) + "_scaled", scaledWeights.get(u));
+            conv.setInput(0, a);
+            conv.setInput(1, scaled);
+        }
+        g.remove(mul);
+        oldWeights.add(s);
+        for (String t : oldWeights) {
+            if (!g.isUsed(t) && !g.isGraphInput(t) && g.hasInitializer(t)) {
+                g.removeInitializer(t);
+            }
+        }
+        return true;
+    }
+
+    /** The weight of {@code conv} with scale {@code s} folded into its input channels, or null where it cannot be. */
+    private static Tensor scaledWeight(Graph g, Function<String, ValueType> types, Node conv, String product, String a, String s) {
         boolean transposed = conv.is("ConvTranspose");
         if (!(conv.is("Conv") || transposed) || !conv.domain().isEmpty() || conv.inputs().size() < 2
                 || !conv.input(0).equals(product) || conv.inputs().stream().skip(1).anyMatch(product::equals)
                 || !constant(g, conv.input(1))) {
-            return false;
+            return null;
         }
         Tensor w = g.initializer(conv.input(1));
         Tensor scale = g.initializer(s);
         if (w.rank() < 3 || w.dtype() != scale.dtype() || !w.dtype().isFloatingPoint()) {
-            return false;
+            return null;
         }
         long group = conv.attrInt("group", 1);
         long channels = transposed ? w.dim(0) : w.dim(1) * group;
         double[] perChannel = perChannel(scale, w.rank(), channels);
         ValueType at = types.apply(a);
         if (perChannel == null || at.rank() != w.rank() || at.dim(1) != channels) {
-            return false;
+            return null;
         }
         double[] v = w.toDoubleArray();
         int spatial = (int) (w.numel() / (w.dim(0) * w.dim(1)));
@@ -80,17 +109,7 @@ final class FoldChannelScales {
                 }
             }
         }
-        String scaled = g.addInitializer(conv.input(1) + "_scaled", Tensor.ofDoubles(w.shape(), v).to(w.dtype()));
-        String oldWeight = conv.input(1);
-        conv.setInput(0, a);
-        conv.setInput(1, scaled);
-        g.remove(mul);
-        for (String t : List.of(oldWeight, s)) {
-            if (!g.isUsed(t) && !g.isGraphInput(t) && g.hasInitializer(t)) {
-                g.removeInitializer(t);
-            }
-        }
-        return true;
+        return Tensor.ofDoubles(w.shape(), v).to(w.dtype());
     }
 
     private static boolean constant(Graph g, String value) {

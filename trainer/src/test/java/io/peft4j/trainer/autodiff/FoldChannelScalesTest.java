@@ -81,6 +81,27 @@ class FoldChannelScalesTest {
     }
 
     @Test
+    void aProductReadBySeveralConvolutionsFoldsIntoEachOfThem() {
+        Model m = model(perChannel(), false, "Conv", TinyModels.randn(new Random(1), 3, 4, 3, 3), 1, null);
+        Graph g = m.graph();
+        g.setInitializer("w2", TinyModels.randn(new Random(2), 2, 4, 1, 2));
+        String p = g.nodes().get(0).output(0);
+        g.build("Conv").in(p, "w2").attr("pads", 0, 1, 0, 0).outputs("z").add();
+        g.addOutput(ValueInfos.tensor("z", DataType.FLOAT, "n", "c", "h", "w"));
+        Map<String, Tensor> in = Map.of("x", TinyModels.randn(new Random(3), 2, 4, 5, 5));
+        Map<String, Tensor> before = Ort.run(m, in);
+        assertTrue(FoldChannelScales.run(g, INPUT_4x6x5x5));
+        assertEquals(0, g.nodes().stream().filter(n -> n.is("Mul")).count());
+        assertFalse(g.hasInitializer("w") || g.hasInitializer("w2") || g.hasInitializer("s"), "replaced weights are dropped");
+        OnnxChecker.check(m);
+        Map<String, Tensor> after = Ort.run(m, in);
+        for (String out : new String[] {"y", "z"}) {
+            double diff = Ort.maxRelDiff(before.get(out), after.get(out));
+            assertTrue(diff < 1e-5, out + " differs by " + diff);
+        }
+    }
+
+    @Test
     void leftAloneWhenTheProductHasAnotherReaderOrTheScaleIsNotAConstantPerChannel() {
         Tensor w = TinyModels.randn(new Random(1), 3, 4, 3, 3);
         assertFalse(FoldChannelScales.run(model(perChannel(), false, "Conv", w, 1, "Relu").graph(), INPUT_4x6x5x5));

@@ -116,6 +116,15 @@ final class GradCases {
                 .attrs(b -> b.attr("dilations", 2, 2).attr("pads", 2, 2, 2, 2)));
         l.add(of("Conv").label("groups 2, frozen weight").f32().x("x", 2, 4, 5, 5).frozen("w", GradCheck.Domain.ANY, 6, 2, 3, 3)
                 .attrs(b -> b.attr("group", 2L).attr("pads", 1, 1, 1, 1)));
+        // frozen strided weights, small inputs: the input gradient in phases (one Conv per output phase, DepthToSpace)
+        l.add(of("Conv").label("phases: stride 2, asymmetric pads, frozen weight").f32().x("x", 2, 3, 4, 4)
+                .frozen("w", GradCheck.Domain.ANY, 4, 3, 3, 2).attrs(b -> b.attr("strides", 2, 2).attr("pads", 1, 0, 0, 0)));
+        l.add(of("Conv").label("phases: 5x5 stride 2 pad 2, frozen weight").f32().x("x", 1, 2, 4, 4)
+                .frozen("w", GradCheck.Domain.ANY, 3, 2, 5, 5).attrs(b -> b.attr("strides", 2, 2).attr("pads", 2, 2, 2, 2)));
+        l.add(of("Conv").label("phases: 4x4 stride 3 pad 1, frozen weight").f32().x("x", 1, 2, 6, 6)
+                .frozen("w", GradCheck.Domain.ANY, 2, 2, 4, 4).attrs(b -> b.attr("strides", 3, 3).attr("pads", 1, 1, 1, 1)));
+        l.add(of("Conv").label("phases: 2x2 stride 2 with bias, frozen weight").f32().x("x", 2, 3, 4, 2)
+                .frozen("w", GradCheck.Domain.ANY, 2, 3, 2, 2).x("b", 2).attrs(b -> b.attr("strides", 2, 2)));
         l.add(of("Conv").label("depthwise stride 2, frozen weight").f32().x("x", 2, 3, 6, 6).frozen("w", GradCheck.Domain.ANY, 3, 1, 3, 3)
                 .attrs(b -> b.attr("group", 3L).attr("strides", 2, 2).attr("pads", 1, 1, 1, 1)));
         l.add(of("Conv").label("groups 2, trainable weight as input-only").f32().x("x", 2, 4, 5, 5).frozen("w", GradCheck.Domain.ANY, 4, 2, 1, 1)

@@ -78,6 +78,40 @@ class GradientBuilderTest {
     }
 
     @Test
+    void aFrozenStridedConvolutionsInputGradientIsPhasedConvsOnSmallInputs() {
+        Model even = stridedConv(4);
+        GradientGraph gg = GradientBuilder.build(even, List.of("shift"), Losses.meanSquaredError("y"));
+        OnnxChecker.check(gg.model());
+        assertEquals(0, count(gg.model(), "ConvTranspose"));
+        assertEquals(1, count(gg.model(), "DepthToSpace"));
+        assertEquals(5, count(gg.model(), "Conv"), "the forward Conv and one per output phase (stride 2 × 2)");
+        // 5 is not a multiple of the stride, 8 gives more than 2×2 positions per phase: the transposed convolution stays
+        for (int size : new int[] {5, 8}) {
+            GradientGraph other = GradientBuilder.build(stridedConv(size), List.of("shift"), Losses.meanSquaredError("y"));
+            assertEquals(1, count(other.model(), "ConvTranspose"), "size " + size);
+            assertEquals(0, count(other.model(), "DepthToSpace"), "size " + size);
+        }
+    }
+
+    /** x + shift (trainable) → Conv 3×3 stride 2 pad 1 with a frozen weight → y. */
+    private static Model stridedConv(int size) {
+        Model m = new Model("strided", 17);
+        Graph g = m.graph();
+        g.addInput(ValueInfos.tensor("x", DataType.FLOAT, 2, 2, size, size));
+        g.setInitializer("shift", Tensor.ofFloats(new long[] {1, 2, 1, 1}, new float[2]));
+        g.setInitializer("w", TinyModels.randn(new Random(3), 3, 2, 3, 3));
+        String h = g.build("Add").in("x", "shift").out();
+        g.build("Conv").in(h, "w").attr("strides", 2L, 2L).attr("pads", 1L, 1L, 1L, 1L).outputs("y").add();
+        long out = (size + 1) / 2;
+        g.addOutput(ValueInfos.tensor("y", DataType.FLOAT, 2, 3, out, out));
+        return m;
+    }
+
+    private static long count(Model m, String op) {
+        return m.graph().nodes().stream().filter(n -> n.is(op)).count();
+    }
+
+    @Test
     void theModelGivenIsNotChanged() {
         Model m = TinyModels.cnn(3);
         byte[] before = OnnxIO.toBytes(m);
