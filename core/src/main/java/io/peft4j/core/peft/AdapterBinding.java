@@ -266,7 +266,8 @@ public final class AdapterBinding {
         }
     }
 
-    static Tensor transpose2d(Tensor t) {
+    /** The transpose of a 2-D tensor, in its element type (PyTorch's Linear layout ↔ a MatMul's [in, out]). */
+    public static Tensor transpose2d(Tensor t) {
         long rows = t.dim(0);
         long cols = t.dim(1);
         float[] v = t.toFloatArray();

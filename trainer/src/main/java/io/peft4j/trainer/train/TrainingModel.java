@@ -27,12 +27,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
@@ -426,7 +424,7 @@ public final class TrainingModel {
             long[] graphShape = model.graph().initializer(e.getKey()).shape();
             Tensor t = Tensor.ofFloats(graphShape, v);
             if (sv.transposed()) {
-                t = transpose(t);
+                t = AdapterBinding.transpose2d(t);
             }
             tensors.put(sv.key(), t.reshape(sv.shape()));
         }
@@ -450,18 +448,5 @@ public final class TrainingModel {
         // a new base model: adapters made for the old one do not apply to it
         m.metadata().remove(Heads.BASE_FINGERPRINT_METADATA);
         return m;
-    }
-
-    private static Tensor transpose(Tensor t) {
-        long rows = t.dim(0);
-        long cols = t.dim(1);
-        float[] v = t.toFloatArray();
-        float[] o = new float[v.length];
-        for (long i = 0; i < rows; i++) {
-            for (long j = 0; j < cols; j++) {
-                o[Math.toIntExact(j * rows + i)] = v[Math.toIntExact(i * cols + j)];
-            }
-        }
-        return Tensor.ofFloats(new long[] {cols, rows}, o);
     }
 }
