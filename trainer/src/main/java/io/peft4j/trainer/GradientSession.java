@@ -1,6 +1,5 @@
 package io.peft4j.trainer;
 
-import ai.onnxruntime.OnnxJavaType;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxValue;
 import ai.onnxruntime.OrtEnvironment;
@@ -13,6 +12,7 @@ import io.peft4j.core.onnx.ValueInfos;
 import io.peft4j.core.onnx.proto.Onnx.ValueInfoProto;
 import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Tensor;
+import io.peft4j.devices.ort.OrtTensors;
 import io.peft4j.trainer.autodiff.GradientGraph;
 
 import java.nio.ByteBuffer;
@@ -299,47 +299,22 @@ public final class GradientSession implements AutoCloseable {
     // ---------------------------------------------------------------- tensors across the boundary
 
     /**
-     * A tensor in native memory for ONNX Runtime (a copy), refused by name when its element type
-     * cannot be fed. The caller closes it.
+     * A tensor in native memory for ONNX Runtime ({@link OrtTensors#toOrt}), refused with the input's
+     * name when its element type cannot be fed. The caller closes it.
      */
     public static OnnxTensor toOrt(OrtEnvironment env, Tensor t, String name) throws OrtException {
-        OnnxJavaType jt = switch (t.dtype()) {
-            case FLOAT -> OnnxJavaType.FLOAT;
-            case DOUBLE -> OnnxJavaType.DOUBLE;
-            case INT64 -> OnnxJavaType.INT64;
-            case INT32 -> OnnxJavaType.INT32;
-            case INT16 -> OnnxJavaType.INT16;
-            case INT8 -> OnnxJavaType.INT8;
-            case UINT8 -> OnnxJavaType.UINT8;
-            case BOOL -> OnnxJavaType.BOOL;
-            case FLOAT16 -> OnnxJavaType.FLOAT16;
-            case BFLOAT16 -> OnnxJavaType.BFLOAT16;
-            default -> throw Peft4jException.unsupported("batch input '" + name + "' is " + t.dtype()
-                    + ", which cannot be fed to ONNX Runtime");
-        };
-        ByteBuffer direct = ByteBuffer.allocateDirect(Math.toIntExact(t.byteSize())).order(ByteOrder.nativeOrder());
-        direct.put(t.bytes().order(ByteOrder.LITTLE_ENDIAN));
-        direct.rewind();
-        return OnnxTensor.createTensor(env, direct, t.shape(), jt);
+        try {
+            return OrtTensors.toOrt(env, t);
+        } catch (Peft4jException e) {
+            throw new Peft4jException(e.code(), "batch input '" + name + "': " + e.getMessage(), e);
+        }
     }
 
     private static Tensor fromOrt(OnnxTensor t, String name) throws OrtException {
-        DataType dt = switch (t.getInfo().onnxType) {
-            case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT -> DataType.FLOAT;
-            case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE -> DataType.DOUBLE;
-            case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 -> DataType.INT64;
-            case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 -> DataType.INT32;
-            case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8 -> DataType.INT8;
-            case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 -> DataType.UINT8;
-            case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL -> DataType.BOOL;
-            case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 -> DataType.FLOAT16;
-            default -> throw Peft4jException.unsupported("output '" + name + "' is " + t.getInfo().onnxType
-                    + ", which a gradient session does not return");
-        };
-        ByteBuffer b = t.getByteBuffer().order(ByteOrder.nativeOrder());
-        ByteBuffer le = ByteBuffer.allocate(b.remaining()).order(ByteOrder.LITTLE_ENDIAN);
-        le.put(b);
-        le.flip();
-        return Tensor.wrap(dt, t.getInfo().getShape(), le);
+        try {
+            return OrtTensors.fromOrt(t);
+        } catch (Peft4jException e) {
+            throw new Peft4jException(e.code(), "output '" + name + "': " + e.getMessage(), e);
+        }
     }
 }
