@@ -36,6 +36,22 @@ public sealed interface AdapterSelection {
         }
     }
 
+    /** The adapter names this selection uses, row by row for {@link PerRow} (null: base model); empty for none. */
+    default List<String> names() {
+        if (this instanceof Single one) {
+            return List.of(one.name());
+        }
+        if (this instanceof PerRow p) {
+            return p.rows();
+        }
+        return List.of();
+    }
+
+    /** The one adapter of a {@link Single} selection; null for the others. */
+    default String single() {
+        return this instanceof Single one ? one.name() : null;
+    }
+
     static AdapterSelection none() {
         return new None();
     }

@@ -321,6 +321,25 @@ public final class Graph {
         return n;
     }
 
+    /**
+     * Removes the default of graph input {@code n} (an initializer of the same name): the input
+     * stays, declared with the default's element type and exact shape, and its consumers read
+     * whatever a run feeds. Refused for a value that is not a graph input with a default.
+     */
+    public void removeInputDefault(String n) {
+        if (!isGraphInput(n) || !initializers.containsKey(n)) {
+            throw Peft4jException.notFound("graph '" + name + "' has no input '" + n + "' with a default value");
+        }
+        Tensor t = initializers.remove(n);
+        storedExternally.remove(n);
+        Object[] dims = new Object[t.rank()];
+        for (int i = 0; i < dims.length; i++) {
+            dims[i] = t.dim(i);
+        }
+        ValueInfoProto fixed = ValueInfos.tensor(n, t.dtype(), dims);
+        inputs.replaceAll(v -> v.getName().equals(n) ? fixed : v);
+    }
+
     public void removeInitializer(String n) {
         if (!consumers(n).isEmpty() || isGraphOutput(n)) {
             throw new Peft4jException(ErrorCode.GRAPH_STATE, "initializer '" + n + "' is still used by "

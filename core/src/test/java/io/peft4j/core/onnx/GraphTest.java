@@ -52,6 +52,27 @@ class GraphTest {
     }
 
     @Test
+    void anInputDefaultCanBeDroppedLeavingAFixedShapeInput() {
+        Model m = TinyModels.cnn(2);
+        Graph g = m.graph();
+        Tensor w = g.initializer("fc2.weight");
+        g.addInput(ValueInfos.tensor("fc2.weight", DataType.FLOAT, "r", 6));
+        g.removeInputDefault("fc2.weight");
+        assertFalse(g.hasInitializer("fc2.weight"));
+        assertTrue(g.isGraphInput("fc2.weight"));
+        var dims = g.inputs().stream().filter(v -> v.getName().equals("fc2.weight")).findFirst().orElseThrow()
+                .getType().getTensorType().getShape().getDimList();
+        assertEquals(List.of(3L, 6L), dims.stream().map(d -> d.getDimValue()).toList(), "declared with the default's shape");
+        // fed explicitly, the graph computes what it computed with the default
+        Tensor x = TinyModels.input(3, 2);
+        Tensor ref = Ort.run(TinyModels.cnn(2), Map.of("x", x)).get("logits");
+        Tensor fed = Ort.run(m, Map.of("x", x, "fc2.weight", w)).get("logits");
+        assertEquals(0.0, Ort.maxAbsDiff(ref, fed));
+        Peft4jException notInput = assertThrows(Peft4jException.class, () -> g.removeInputDefault("fc1_w"));
+        assertEquals(Peft4jException.ErrorCode.NOT_FOUND, notInput.code());
+    }
+
+    @Test
     void freshNamesNeverCollide() {
         Graph g = TinyModels.cnn(1).graph();
         String a = g.freshName("conv1.weight");

@@ -22,6 +22,7 @@ import io.peft4j.devices.AdapterInfo;
 import io.peft4j.devices.AdapterSelection;
 import io.peft4j.devices.InferenceBackend;
 import io.peft4j.devices.InferenceResult;
+import io.peft4j.devices.Inputs;
 import io.peft4j.devices.ModelInfo;
 import io.peft4j.devices.Rows;
 import io.peft4j.devices.TensorSpec;
@@ -493,50 +494,15 @@ public final class OrtBackend implements InferenceBackend {
 
     /** Checks names, types and fixed dimensions; returns the batch size (dimension 0 shared by all inputs). */
     private long checkInputs(Map<String, Tensor> inputs) {
-        List<String> names = info.inputs().stream().map(TensorSpec::name).toList();
-        for (String n : inputs.keySet()) {
-            if (!names.contains(n) && !n.equals(adapterIndexInput())) {
-                throw Peft4jException.notFound(what + " has no input '" + n + "'; its inputs are " + names);
-            }
-        }
-        List<String> missing = names.stream().filter(n -> !inputs.containsKey(n)).toList();
-        if (!missing.isEmpty()) {
-            throw Peft4jException.notFound(what + " needs input" + (missing.size() == 1 ? " " : "s ") + missing
-                    + " (its inputs are " + names + ")");
-        }
-        long batch = -1;
-        for (TensorSpec s : info.inputs()) {
-            Tensor t = inputs.get(s.name());
-            if (t.dtype() != s.dtype()) {
-                throw Peft4jException.shape("input '" + s.name() + "' takes " + s.dtype() + ", got " + t.dtype());
-            }
-            if (!s.accepts(t.shape())) {
-                throw Peft4jException.shape("input '" + s.name() + "' takes shape " + s.describeShape() + " (-1: any size), got "
-                        + Arrays.toString(t.shape()));
-            }
-            if (t.rank() > 0) {
-                if (batch >= 0 && t.dim(0) != batch) {
-                    throw Peft4jException.shape("inputs disagree on the batch size: '" + s.name() + "' has " + t.dim(0)
-                            + " rows, an earlier input " + batch);
-                }
-                batch = t.dim(0);
-            }
-        }
-        return Math.max(batch, 1);
+        return Inputs.check(info, inputs, adapterIndexInput(), what);
     }
 
     private static List<String> names(AdapterSelection s) {
-        if (s instanceof AdapterSelection.Single one) {
-            return List.of(one.name());
-        }
-        if (s instanceof AdapterSelection.PerRow p) {
-            return p.rows();
-        }
-        return List.of();
+        return s.names();
     }
 
     private static String single(AdapterSelection s) {
-        return s instanceof AdapterSelection.Single one ? one.name() : null;
+        return s.single();
     }
 
     private void requireNoAdapter(AdapterSelection s, String why) {
