@@ -44,7 +44,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * it to), its references resolve, its paths and methods are exactly the routes Micronaut
  * registers (so a new endpoint without documentation fails here), the request content types it
  * names are ones the routes take, and the answers of a running server to every operation, errors
- * included, have a documented status and match the documented schema.
+ * included, have a documented status and match the documented schema. Also: the web page's files
+ * are served with their security policy (the page itself is driven in {@link WebPageBrowserTest}).
  */
 class OpenApiTest {
 
@@ -296,6 +297,18 @@ class OpenApiTest {
         conforms("get", "/", http.get("/"));
         conforms("get", "/app.js", http.get("/app.js"));
         conforms("get", "/app.css", http.get("/app.css"));
+    }
+
+    @Test
+    void thePageIsServedWithASecurityPolicy() {
+        Http.Reply r = http.get("/");
+        assertEquals(200, r.status());
+        assertTrue(r.raw().headers().firstValue("Content-Type").orElse("").startsWith("text/html"));
+        String csp = r.raw().headers().firstValue("Content-Security-Policy").orElse("");
+        assertTrue(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"), csp);
+        assertTrue(r.raw().body().contains("<label for=\"image\">"), "the file input has a label");
+        assertEquals(200, http.get("/app.js").status());
+        assertEquals(200, http.get("/app.css").status());
     }
 
     @Test

@@ -240,6 +240,7 @@
       showError('Classification failed', e);
     } finally {
       button.disabled = false;
+      result.dataset.runs = String(Number(result.dataset.runs || 0) + 1);
     }
   }
 
