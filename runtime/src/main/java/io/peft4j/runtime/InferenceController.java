@@ -11,6 +11,7 @@ import io.micronaut.http.annotation.Post;
 import io.micronaut.scheduling.TaskExecutors;
 import io.micronaut.scheduling.annotation.ExecuteOn;
 import io.peft4j.core.Peft4jException;
+import io.peft4j.core.pkg.Manifest;
 import io.peft4j.core.tensor.Tensor;
 import io.peft4j.devices.AdapterInfo;
 import io.peft4j.devices.AdapterSelection;
@@ -29,6 +30,7 @@ import java.util.Map;
  * metadata and readiness, and inference with JSON tensors. The adapter of a request is
  * {@code parameters.adapter} (none: the base model) or, one per batch row,
  * {@code parameters.adapters}; the response names the adapter versions it was computed with.
+ * Model metadata carries the package's labels and image preprocessing where it has them.
  */
 @Controller("/v2")
 public final class InferenceController {
@@ -87,6 +89,17 @@ public final class InferenceController {
         info.manifest().ifPresent(man -> {
             if (!man.labels().isEmpty()) {
                 p.put("labels", man.labels());
+            }
+            Manifest.Preprocessing pre = man.preprocessing();
+            if (pre != null) {
+                Map<String, Object> q = new LinkedHashMap<>();
+                q.put("input", pre.input());
+                q.put("height", pre.height());
+                q.put("width", pre.width());
+                q.put("channels", pre.channels());
+                q.put("mean", pre.mean());
+                q.put("std", pre.std());
+                p.put("preprocessing", q);
             }
         });
         m.put("parameters", p);
