@@ -133,6 +133,15 @@ public final class QuickstartCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) {
             throw Peft4jException.invalid("--port must be 0..65535, got " + port);
         }
+        if (port != 0) {
+            // before minutes of training, not after
+            try (java.net.ServerSocket probe = new java.net.ServerSocket(port, 1, java.net.InetAddress.getLoopbackAddress())) {
+                probe.setReuseAddress(true);
+            } catch (IOException e) {
+                throw Peft4jException.invalid("--port " + port + " is not free on 127.0.0.1 (" + e.getMessage()
+                        + "); choose another, or 0 for any free port");
+            }
+        }
         Sizes z = quick ? QUICK : FULL;
         if (System.getProperty(ACCESS_LOG_LEVEL) == null) {
             // the runtime's access log would print a line per request; -D...=info brings it back
