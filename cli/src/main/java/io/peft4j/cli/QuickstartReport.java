@@ -218,7 +218,7 @@ record QuickstartReport(List<Line> lines, Merged merged, long baseBytes, List<La
         c.getStyler().setLegendLayout(Styler.LegendLayout.Horizontal);
         c.getStyler().setYAxisMin(0.0);
         c.getStyler().setYAxisMax(1.0);
-        c.getStyler().setYAxisDecimalPattern("0.###");
+        c.getStyler().setYAxisDecimalPattern("0.000"); // the bars' labels too: as the tables print them
         c.getStyler().setLabelsVisible(true);
         c.getStyler().setLabelsFontColorAutomaticEnabled(false);
         c.getStyler().setLabelsFontColor(Color.BLACK);
