@@ -182,27 +182,11 @@ public final class QuickstartCommand implements Callable<Integer> {
         List<String> classes = null;
         for (SyntheticDefects.Line line : LINES) {
             String name = line.name();
-            o.printf(Locale.ROOT, "  %s: LoRA r=%d on every layer, %d steps of batch %d, AdamW lr %.0e, cosine%n", name, RANK,
-                    z.steps(), z.batch(), LR);
-            o.flush();
             DataSplit data = Datasets.open(DataSpec.builder(trainDirs.get(name)).kind(DataSpec.Kind.IMAGE_FOLDER)
                     .validation(testDirs.get(name)).seed(seed).workers(workers).build(), inputs);
             pre = data.preprocessing().orElseThrow();
             classes = data.classes();
-            Recorder rec = new Recorder(new TrainProgress(o, System.console() != null, name));
-            TrainResult r;
-            try {
-                r = new Trainer(settings(baseFile, dir.resolve("train").resolve(name), z, workers), rec)
-                        .run(data.train(), data.validation().orElseThrow());
-            } finally {
-                rec.progress.close();
-            }
-            double secs = ((Number) r.metrics().get("time_s")).doubleValue();
-            long bytes = bundleBytes(r.output());
-            o.printf(Locale.ROOT, "  %s: adapter %s (%s) in %.1f s; the trainer measures %s on the held-out images%n", name,
-                    r.output(), Format.bytes(bytes), secs, QuickstartReport.acc(r.evaluation().accuracy()));
-            trained.put(name, new Trained(r.output(), r.evaluation().accuracy(), bytes, secs,
-                    ((Number) r.metrics().get("steps")).longValue(), rec.steps(), rec.losses()));
+            trained.put(name, train(o, name, data, baseFile, dir.resolve("train").resolve(name), z, workers));
         }
         if (!classes.equals(DefaultModel.LABELS)) {
             throw new IllegalStateException("the synthetic classes " + classes + " differ from the model's " + DefaultModel.LABELS);
@@ -228,10 +212,71 @@ public final class QuickstartCommand implements Callable<Integer> {
         printExport(o, side, "adapters " + String.join(" and ", trained.keySet()) + ", chosen per request");
 
         step(o, 4, "serve and classify the held-out images over HTTP", t0);
+        Served served = serveAndClassify(o, repo, testDirs, trained, merged.modelBytes(), z, workers);
+
+        step(o, 5, "report", t0);
+        List<String> settings = new ArrayList<>();
+        settings.add("command: `peft4j " + String.join(" ", spec.commandLine().getParseResult().originalArgs()) + "`");
+        settings.add(String.format(Locale.ROOT, "data: %d training and %d test images per class and line, %dx%d gray, seed %d",
+                z.trainPerClass(), z.testPerClass(), DefaultModel.SIZE, DefaultModel.SIZE, seed));
+        settings.add(String.format(Locale.ROOT, "training: LoRA r=%d, alpha %s, every convolution and Linear layer; %d steps of "
+                + "batch %d, AdamW lr %s, %d warm-up steps, cosine", RANK, (long) ALPHA, z.steps(), z.batch(), LR, z.warmup()));
+        settings.add(String.format(Locale.ROOT, "machine: %d CPUs, --threads %d, Java %s, %s %s; peft4j %s",
+                Runtime.getRuntime().availableProcessors(), workers, System.getProperty("java.version"),
+                System.getProperty("os.name"), System.getProperty("os.arch"), VersionProvider.peft4jVersion()));
+        settings.add("date: " + DateTimeFormatter.ISO_LOCAL_DATE.format(LocalDateTime.now(ZoneOffset.UTC)) + " (UTC)");
+        QuickstartReport report = new QuickstartReport(served.lines(), served.merged(), baseBytes, served.latency(), settings,
+                (System.nanoTime() - t0) / 1e9);
+        report.write(dir);
+        o.println();
+        for (String line : report.summary()) {
+            o.println(line);
+        }
+        o.printf(Locale.ROOT, "%nwrote %s (with %s, %s) in %.1f s%n", dir.resolve(QuickstartReport.REPORT),
+                QuickstartReport.ACCURACY_PNG, QuickstartReport.LOSS_PNG, report.seconds());
+        o.printf("serve the packages again: peft4j serve --repo %s%n", repo);
+        o.flush();
+        return 0;
+    }
+
+    /** Trains the LoRA adapter of one line, with a progress bar on a terminal. */
+    private Trained train(PrintWriter o, String name, DataSplit data, Path baseFile, Path runDir, Sizes z, int workers)
+            throws IOException {
+        o.printf(Locale.ROOT, "  %s: LoRA r=%d on every layer, %d steps of batch %d, AdamW lr %.0e, cosine%n", name, RANK,
+                z.steps(), z.batch(), LR);
+        o.flush();
+        Recorder rec = new Recorder(new TrainProgress(o, System.console() != null, name));
+        TrainResult r;
+        try {
+            r = new Trainer(settings(baseFile, runDir, z, workers), rec).run(data.train(), data.validation().orElseThrow());
+        } finally {
+            rec.progress.close();
+        }
+        double secs = ((Number) r.metrics().get("time_s")).doubleValue();
+        long bytes = bundleBytes(r.output());
+        o.printf(Locale.ROOT, "  %s: adapter %s (%s) in %.1f s; the trainer measures %s on the held-out images%n", name,
+                r.output(), Format.bytes(bytes), secs, QuickstartReport.acc(r.evaluation().accuracy()));
+        return new Trained(r.output(), r.evaluation().accuracy(), bytes, secs, ((Number) r.metrics().get("steps")).longValue(),
+                rec.steps(), rec.losses());
+    }
+
+    /** What the runtime answered: accuracy per line, the merged package's result, latency. */
+    private record Served(List<QuickstartReport.Line> lines, QuickstartReport.Merged merged,
+                          List<QuickstartReport.Latency> latency) {
+    }
+
+    /**
+     * Starts the runtime on the repository, sends every held-out image of each line with the base
+     * model, the line's adapter, the other line's adapter and (first line) the merged package, and
+     * stops the runtime.
+     */
+    private Served serveAndClassify(PrintWriter o, Path repo, Map<String, Path> testDirs, Map<String, Trained> trained,
+                                    long mergedModelBytes, Sizes z, int workers) throws IOException, InterruptedException {
         Map<String, Object> props = Map.of("peft4j.threads", workers);
         List<QuickstartReport.Line> lineResults = new ArrayList<>();
-        QuickstartReport.Merged mergedResult;
+        QuickstartReport.Merged mergedResult = null;
         List<QuickstartReport.Latency> latency = new ArrayList<>();
+        String first = LINES.get(0).name();
         try (Peft4jServer server = Peft4jServer.start(new Peft4jServer.Options(repo, "127.0.0.1", port, null, 5_000, props))) {
             o.printf("  runtime listening at %s (models: merged, side)%n", server.uri());
             o.flush();
@@ -245,7 +290,6 @@ public final class QuickstartCommand implements Callable<Integer> {
                 http.warmUp("side", a, firstImages.get(0).png(), z.warmupRequests());
             }
             http.warmUp("merged", null, firstImages.get(0).png(), z.warmupRequests());
-            mergedResult = null;
             for (SyntheticDefects.Line line : LINES) {
                 String name = line.name();
                 String other = LINES.stream().map(SyntheticDefects.Line::name).filter(n -> !n.equals(name)).findFirst()
@@ -284,7 +328,7 @@ public final class QuickstartCommand implements Callable<Integer> {
                         QuickstartReport.acc(lr.otherAdapter()), disagree);
                 o.flush();
                 if (name.equals(first)) {
-                    mergedResult = new QuickstartReport.Merged(name, n, (double) rightMerged / n, same, merged.modelBytes());
+                    mergedResult = new QuickstartReport.Merged(name, n, (double) rightMerged / n, same, mergedModelBytes);
                 }
             }
             latency.add(latency("base model (side package, no adapter)", baseMs));
@@ -294,30 +338,7 @@ public final class QuickstartCommand implements Callable<Integer> {
                     + mergedMs.roundTrip.size());
             o.flush();
         }
-
-        step(o, 5, "report", t0);
-        List<String> settings = new ArrayList<>();
-        settings.add("command: `peft4j " + String.join(" ", spec.commandLine().getParseResult().originalArgs()) + "`");
-        settings.add(String.format(Locale.ROOT, "data: %d training and %d test images per class and line, %dx%d gray, seed %d",
-                z.trainPerClass(), z.testPerClass(), DefaultModel.SIZE, DefaultModel.SIZE, seed));
-        settings.add(String.format(Locale.ROOT, "training: LoRA r=%d, alpha %s, every convolution and Linear layer; %d steps of "
-                + "batch %d, AdamW lr %s, %d warm-up steps, cosine", RANK, (long) ALPHA, z.steps(), z.batch(), LR, z.warmup()));
-        settings.add(String.format(Locale.ROOT, "machine: %d CPUs, --threads %d, Java %s, %s %s; peft4j %s",
-                Runtime.getRuntime().availableProcessors(), workers, System.getProperty("java.version"),
-                System.getProperty("os.name"), System.getProperty("os.arch"), VersionProvider.peft4jVersion()));
-        settings.add("date: " + DateTimeFormatter.ISO_LOCAL_DATE.format(LocalDateTime.now(ZoneOffset.UTC)) + " (UTC)");
-        QuickstartReport report = new QuickstartReport(lineResults, mergedResult, baseBytes, latency, settings,
-                (System.nanoTime() - t0) / 1e9);
-        report.write(dir);
-        o.println();
-        for (String line : report.summary()) {
-            o.println(line);
-        }
-        o.printf(Locale.ROOT, "%nwrote %s (with %s, %s) in %.1f s%n", dir.resolve(QuickstartReport.REPORT),
-                QuickstartReport.ACCURACY_PNG, QuickstartReport.LOSS_PNG, report.seconds());
-        o.printf("serve the packages again: peft4j serve --repo %s%n", repo);
-        o.flush();
-        return 0;
+        return new Served(lineResults, mergedResult, latency);
     }
 
     /** --out, or a new folder under runs/; an existing folder must be empty. */
