@@ -130,18 +130,4 @@ final class DefaultModel {
         }
         return Tensor.ofFloats(shape, v);
     }
-
-    /** Seeded probe images: {@code batch} held-out synthetic {@code metal} images, one class after another. */
-    static Tensor probeBatch(long seed, int batch) {
-        SyntheticDefects gen = new SyntheticDefects(SyntheticDefects.METAL, SIZE, seed);
-        float[] v = new float[batch * SIZE * SIZE];
-        for (int b = 0; b < batch; b++) {
-            SyntheticDefects.Defect d = SyntheticDefects.Defect.of(LABELS.get(b % LABELS.size()));
-            byte[] px = gen.image(SyntheticDefects.Split.TEST, d, b / LABELS.size());
-            for (int i = 0; i < px.length; i++) {
-                v[b * SIZE * SIZE + i] = ((px[i] & 0xff) / 255f - 0.5f) / 0.5f;
-            }
-        }
-        return Tensor.ofFloats(new long[] {batch, 1, SIZE, SIZE}, v);
-    }
 }

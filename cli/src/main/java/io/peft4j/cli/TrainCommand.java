@@ -15,13 +15,9 @@ import io.peft4j.trainer.data.Datasets;
 import io.peft4j.trainer.data.ModelInputs;
 import io.peft4j.trainer.optim.LrSchedule;
 import io.peft4j.trainer.train.Evaluation;
-import io.peft4j.trainer.train.TrainListener;
 import io.peft4j.trainer.train.TrainResult;
 import io.peft4j.trainer.train.TrainSettings;
 import io.peft4j.trainer.train.Trainer;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -29,8 +25,6 @@ import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -219,7 +213,7 @@ public final class TrainCommand implements Callable<Integer> {
                 ? "; validation: " + split.validation().get().describe() : "; no validation data"));
         o.flush();
         // a bar on a terminal; plain lines every few seconds when the output is a file or a pipe
-        Listener listener = new Listener(o, !noProgress && !json && System.console() != null);
+        TrainProgress listener = new TrainProgress(o, !noProgress && !json && System.console() != null);
         TrainResult r;
         try {
             r = new Trainer(s, listener).run(split.train(), split.validation().orElse(null));
@@ -364,72 +358,5 @@ public final class TrainCommand implements Callable<Integer> {
 
     private static Number num(Object v) {
         return v instanceof Number n ? n : Double.NaN;
-    }
-
-    /** Progress bar (or plain lines) from the trainer's events. */
-    private static final class Listener implements TrainListener {
-        private final PrintWriter o;
-        private final boolean bar;
-        private ProgressBar pb;
-        private long lastLine;
-
-        Listener(PrintWriter o, boolean bar) {
-            this.o = o;
-            this.bar = bar;
-        }
-
-        @Override
-        public void started(long fromStep, long totalSteps, int stepsPerEpoch) {
-            o.printf(Locale.ROOT, "training: %d steps (%d per epoch)%s%n", totalSteps, stepsPerEpoch,
-                    fromStep > 0 ? ", from step " + fromStep : "");
-            o.flush();
-            if (bar) {
-                pb = new ProgressBarBuilder().setTaskName("train").setInitialMax(totalSteps).startsFrom(fromStep, Duration.ZERO)
-                        .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed()
-                        .setSpeedUnit(ChronoUnit.SECONDS).setUnit(" steps", 1).continuousUpdate().build();
-            }
-        }
-
-        @Override
-        public void step(long step, long totalSteps, double loss, double lr) {
-            if (pb != null) {
-                pb.stepTo(step);
-                pb.setExtraMessage(String.format(Locale.ROOT, " loss %.4f lr %.2e", loss, lr));
-            } else if (System.nanoTime() - lastLine > 5_000_000_000L || step == totalSteps) {
-                lastLine = System.nanoTime();
-                o.printf(Locale.ROOT, "step %d/%d loss %.4f lr %.2e%n", step, totalSteps, loss, lr);
-                o.flush();
-            }
-        }
-
-        @Override
-        public void evaluated(int epoch, long step, Evaluation e) {
-            String line = String.format(Locale.ROOT, "epoch %d (step %d): val_loss %.4f val_accuracy %.4f val_macro_f1 %.4f",
-                    epoch, step, e.loss(), e.accuracy(), e.macroF1());
-            message(line);
-        }
-
-        @Override
-        public void message(String line) {
-            if (pb != null) {
-                // above the bar
-                System.err.print("\r\033[K");
-                System.err.flush();
-            }
-            o.println(line);
-            o.flush();
-        }
-
-        @Override
-        public void finished() {
-            close();
-        }
-
-        void close() {
-            if (pb != null) {
-                pb.close();
-                pb = null;
-            }
-        }
     }
 }
