@@ -5,9 +5,12 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.peft4j.core.Peft4jException;
 import io.peft4j.devices.detect.Detected;
 import io.peft4j.devices.detect.DeviceDetector;
 import io.peft4j.devices.detect.ProfileChoice;
+import io.peft4j.devices.plan.MemoryPlan;
+import io.peft4j.devices.plan.MemoryPlanner;
 import io.peft4j.devices.profile.DeviceProfile;
 import io.peft4j.devices.profile.DeviceProfiles;
 import io.peft4j.devices.select.BackendSelector;
@@ -22,7 +25,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
-/** {@code peft4j devices [--root DIR] [--profiles FILE] [--profile ID] [--list] [--json]}. */
+/**
+ * {@code peft4j devices [--root DIR] [--profiles FILE] [--profile ID] [--list] [--json] [--plan PKG [--batch N]
+ * [--precision P] [--seq-len L]]}.
+ */
 @Command(name = "devices",
         header = "Show the detected device, its profile, and which backends can run models here.",
         description = {
@@ -33,7 +39,10 @@ import java.util.concurrent.Callable;
             "for each other one the reason it is not usable is printed.",
             "Built-in profiles: orin-nano-4gb, orin-nano-8gb, orin-nx-8gb, orin-nx-16gb, agx-orin-32gb, agx-orin-64gb,",
             "thor, x86-nvidia-gpu, cpu. Add your own with --profiles (a JSON file or a directory of them; a profile",
-            "may \"extends\" another); see docs/DEVICES.md for the keys."},
+            "may \"extends\" another); see docs/DEVICES.md for the keys.",
+            "With --plan PKG: estimate the memory the package needs on the profile (weights, activations at --batch,",
+            "TensorRT workspace, adapters) at --precision, against what the profile lets a model use; when it does not",
+            "fit, say what would (fp16, the largest batch that fits, merged instead of multi) and exit with code 2."},
         mixinStandardHelpOptions = true)
 public final class DevicesCommand implements Callable<Integer> {
 
@@ -55,6 +64,18 @@ public final class DevicesCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object instead of text (for scripts).")
     private boolean json;
 
+    @Option(names = "--plan", paramLabel = "PKG", description = "Plan the memory of this model package directory (or .onnx file) on the profile.")
+    private Path plan;
+
+    @Option(names = "--batch", defaultValue = "1", paramLabel = "N", description = "With --plan: the batch size (default: ${DEFAULT-VALUE}).")
+    private int batch;
+
+    @Option(names = "--precision", defaultValue = "fp32", paramLabel = "P", description = "With --plan: fp32, fp16 or int8 (default: ${DEFAULT-VALUE}).")
+    private String precision;
+
+    @Option(names = "--seq-len", defaultValue = "128", paramLabel = "L", description = "With --plan: the size of dynamic axes other than the batch, e.g. tokens (default: ${DEFAULT-VALUE}).")
+    private long seqLen;
+
     @Override
     public Integer call() throws Exception {
         DeviceProfiles profiles = profilesFile == null ? DeviceProfiles.builtIn() : DeviceProfiles.withUser(profilesFile);
@@ -62,6 +83,15 @@ public final class DevicesCommand implements Callable<Integer> {
         ProfileChoice choice = profileId == null ? ProfileChoice.of(profiles, d)
                 : new ProfileChoice(profiles.get(profileId), "chosen with --profile");
         List<BackendSelector.Entry> backends = BackendSelector.standard().report(choice.profile(), d);
+        MemoryPlan memory = null;
+        if (plan != null) {
+            long host = d.memTotalBytes() > 0 ? d.memTotalBytes() : physicalMemory();
+            memory = MemoryPlanner.of(plan, seqLen).plan(choice.profile(), host, batch, precision);
+        } else if (spec.commandLine().getParseResult().hasMatchedOption("--batch")
+                || spec.commandLine().getParseResult().hasMatchedOption("--precision")
+                || spec.commandLine().getParseResult().hasMatchedOption("--seq-len")) {
+            throw Peft4jException.invalid("--batch, --precision and --seq-len go with --plan PKG");
+        }
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
             ObjectNode o = JsonNodeFactory.instance.objectNode();
@@ -87,6 +117,9 @@ public final class DevicesCommand implements Callable<Integer> {
             } else {
                 o.put("chosen_backend", chosen);
             }
+            if (memory != null) {
+                o.set("plan", planJson(memory));
+            }
             if (list) {
                 ArrayNode all = o.putArray("profiles");
                 profiles.all().forEach(x -> all.add(profileJson(x, d)));
@@ -94,9 +127,47 @@ public final class DevicesCommand implements Callable<Integer> {
             out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(o));
         } else {
             printText(out, d, choice, backends, profiles);
+            if (memory != null) {
+                out.print(memory.describe());
+            }
         }
         out.flush();
+        if (memory != null && !memory.fits()) {
+            throw Peft4jException.invalid(plan + " does not fit profile '" + memory.profile() + "' at batch " + batch + " and "
+                    + precision + ": it needs " + mib(memory.total()) + " of " + mib(memory.usable()) + " usable"
+                    + (memory.suggestions().isEmpty() ? "" : "; would fit: " + String.join("; ", memory.suggestions())));
+        }
         return 0;
+    }
+
+    private static ObjectNode planJson(MemoryPlan m) {
+        ObjectNode o = JsonNodeFactory.instance.objectNode();
+        o.put("profile", m.profile());
+        o.put("mode", m.mode());
+        o.put("batch", m.batch());
+        o.put("precision", m.precision());
+        o.put("weights_bytes", m.weights());
+        o.put("activations_bytes", m.activations());
+        o.put("workspace_bytes", m.workspace());
+        o.put("adapters_bytes", m.adapters());
+        o.put("adapters_note", m.adapterNote());
+        o.put("total_bytes", m.total());
+        o.put("usable_bytes", m.usable());
+        o.put("fits", m.fits());
+        ArrayNode w = o.putArray("warnings");
+        m.warnings().forEach(w::add);
+        ArrayNode s = o.putArray("suggestions");
+        m.suggestions().forEach(s::add);
+        return o;
+    }
+
+    private static long physicalMemory() {
+        java.lang.management.OperatingSystemMXBean os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        return os instanceof com.sun.management.OperatingSystemMXBean x ? x.getTotalMemorySize() : 0;
+    }
+
+    private static String mib(long bytes) {
+        return MemoryPlan.mib(bytes);
     }
 
     private void printText(PrintWriter o, Detected d, ProfileChoice choice, List<BackendSelector.Entry> backends,

@@ -88,6 +88,36 @@ class DevicesCommandTest {
     }
 
     @Test
+    void plansTheMemoryOfAModelAndRefusesWhatDoesNotFit() throws Exception {
+        Path model = dir.resolve("cnn.onnx");
+        io.peft4j.core.onnx.OnnxIO.write(io.peft4j.core.testkit.TinyModels.cnn(1), model);
+        CliRun r = CliRun.of("devices", "--root", orinNano("R36").toString(), "--plan", model.toString(), "--batch", "4",
+                "--precision", "fp16");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("Memory plan: base package on profile 'orin-nano-8gb', batch 4, fp16"), r.out());
+        assertTrue(r.out().contains("weights         0.2 KiB"), r.out());
+        assertTrue(r.out().contains("workspace    1024.0 MiB"), r.out());
+        assertTrue(r.out().contains("activations     4.0 KiB"), r.out());
+        assertTrue(r.out().contains("of 6144.0 MiB usable: fits"), r.out());
+
+        Path f = dir.resolve("tiny.json");
+        Files.writeString(f, "{\"id\": \"tiny\", \"extends\": \"cpu\", \"memory_mib\": 2, \"usable_memory_mib\": 1}");
+        r = CliRun.of("devices", "--profiles", f.toString(), "--profile", "tiny", "--plan", model.toString(), "--batch", "1000");
+        assertEquals(2, r.exitCode(), r.out());
+        assertTrue(r.out().contains("DOES NOT FIT"), r.out());
+        assertEquals(1, r.errLines().length, r.err());
+        assertTrue(r.err().contains("does not fit profile 'tiny' at batch 1000 and fp32: it needs 2.0 MiB of 1.0 MiB usable; "
+                + "would fit: --batch 511: 1022.4 KiB"), r.err());
+
+        r = CliRun.of("devices", "--profile", "cpu", "--plan", model.toString(), "--precision", "fp16");
+        assertEquals(2, r.exitCode());
+        assertTrue(r.err().contains("profile 'cpu' does not run fp16; its precisions are [fp32]"), r.err());
+        r = CliRun.of("devices", "--batch", "4");
+        assertEquals(2, r.exitCode());
+        assertTrue(r.err().contains("--batch, --precision and --seq-len go with --plan PKG"), r.err());
+    }
+
+    @Test
     void helpExplainsIt() {
         CliRun r = CliRun.of("devices", "--help");
         assertEquals(0, r.exitCode());

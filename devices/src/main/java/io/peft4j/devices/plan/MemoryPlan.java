@@ -56,7 +56,9 @@ public record MemoryPlan(String profile, String mode, int batch, String precisio
         return b.toString();
     }
 
-    static String mib(long bytes) {
-        return String.format(Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
+    /** {@code 42.7 MiB}; below 1 MiB in KiB ({@code 364.0 KiB}). */
+    public static String mib(long bytes) {
+        return bytes < (1L << 20) ? String.format(Locale.ROOT, "%.1f KiB", bytes / 1024.0)
+                : String.format(Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
     }
 }
