@@ -15,7 +15,7 @@ import java.util.function.Predicate;
 
 /**
  * A GPU backend behind its prerequisites: the device must have an NVIDIA GPU, a Jetson must run an
- * L4T release the profile allows, the native libraries must be on the classpath, and an
+ * L4T release the profile allows (for the JavaCPP TensorRT presets), the native libraries must be on the classpath, and an
  * implementation of the backend must be plugged in (a {@link BackendProvider} with the same id,
  * found through {@link ServiceLoader}). Each check that fails is the reason the backend is not
  * usable; when they all pass, the implementation's own {@link #availability} decides and it opens
@@ -38,6 +38,7 @@ public final class GatedProvider implements BackendProvider {
     private final Predicate<Detected> librariesPresent;
     private final String librariesMissing;
     private final Function<String, Optional<BackendProvider>> implementations;
+    private final boolean checksL4t;
 
     /**
      * @param id                the backend id
@@ -45,9 +46,12 @@ public final class GatedProvider implements BackendProvider {
      * @param librariesPresent  whether the native libraries it needs are on the classpath
      * @param librariesMissing  the reason when they are not
      * @param implementations   finds the implementation of an id
+     * @param checksL4t         whether a Jetson must run the profile's {@code min_l4t} or newer (the
+     *                          JavaCPP presets are built against a newer glibc than JetPack 5 has)
      */
     public GatedProvider(String id, String what, Predicate<Detected> librariesPresent, String librariesMissing,
-                         Function<String, Optional<BackendProvider>> implementations) {
+                         Function<String, Optional<BackendProvider>> implementations, boolean checksL4t) {
+        this.checksL4t = checksL4t;
         this.id = id;
         this.what = what;
         this.librariesPresent = librariesPresent;
@@ -60,7 +64,7 @@ public final class GatedProvider implements BackendProvider {
         return new GatedProvider("tensorrt", "TensorRT (JavaCPP presets)", d -> classPresent(NVINFER_CLASS),
                 "the JavaCPP TensorRT presets (" + NVINFER_CLASS + ") are not on the classpath; build with -Pgpu on a "
                         + "machine with TensorRT 10",
-                GatedProvider::pluggedIn);
+                GatedProvider::pluggedIn, true);
     }
 
     /** {@code ort-cuda}: ONNX Runtime's CUDA execution provider. */
@@ -68,7 +72,7 @@ public final class GatedProvider implements BackendProvider {
         return new GatedProvider("ort-cuda", "ONNX Runtime's CUDA provider", d -> ortLists(OrtProvider.CUDA),
                 "this ONNX Runtime does not list the CUDA provider (the CPU jar is on the classpath; the onnxruntime_gpu "
                         + "jar comes with -Pgpu)",
-                GatedProvider::pluggedIn);
+                GatedProvider::pluggedIn, false);
     }
 
     /** {@code ort-tensorrt}: ONNX Runtime's TensorRT execution provider. */
@@ -76,7 +80,7 @@ public final class GatedProvider implements BackendProvider {
         return new GatedProvider("ort-tensorrt", "ONNX Runtime's TensorRT provider", d -> ortLists(OrtProvider.TENSOR_RT),
                 "this ONNX Runtime does not list the TensorRT provider (the CPU jar is on the classpath; the "
                         + "onnxruntime_gpu jar comes with -Pgpu)",
-                GatedProvider::pluggedIn);
+                GatedProvider::pluggedIn, false);
     }
 
     @Override
@@ -90,16 +94,17 @@ public final class GatedProvider implements BackendProvider {
             return Availability.unusable("no NVIDIA GPU found (no Jetson device tree or L4T release, and no GPU under "
                     + "/proc/driver/nvidia/gpus)");
         }
-        if (detected.isJetson() && profile.minL4tMajor() > 0) {
+        if (checksL4t && detected.isJetson() && profile.minL4tMajor() > 0) {
             if (detected.l4t().isEmpty()) {
                 return Availability.unusable("the Jetson Linux release is unknown (no /etc/nv_tegra_release); " + what
                         + " needs L4T R" + profile.minL4tMajor() + " or newer");
             }
             Detected.L4t r = detected.l4t().get();
             if (r.major() < profile.minL4tMajor()) {
+                Detected.L4t min = new Detected.L4t(profile.minL4tMajor(), "0");
                 return Availability.unusable("L4T " + r.version() + " (" + r.jetpack() + ", " + r.userland()
-                        + ") is too old: " + what + " needs L4T R" + profile.minL4tMajor() + " or newer (JetPack 6, "
-                        + "Ubuntu 22.04, glibc 2.35); upgrade JetPack or use the CPU");
+                        + ") is too old: " + what + " needs L4T R" + profile.minL4tMajor() + " or newer (" + min.jetpack()
+                        + ", " + min.userland() + "); upgrade JetPack or use the CPU");
             }
         }
         boolean libs;

@@ -59,10 +59,12 @@ class BackendSelectorTest {
         assertEquals("ort-cpu", s.chosen().id());
         String why = s.skipped().get(0).reason();
         assertTrue(why.contains("L4T R35.4.1 (JetPack 5, Ubuntu 20.04, glibc 2.31) is too old: TensorRT (JavaCPP presets) "
-                + "needs L4T R36 or newer"), why);
+                + "needs L4T R36 or newer (JetPack 6, Ubuntu 22.04, glibc 2.35)"), why);
+        // ONNX Runtime's GPU providers are judged by what the ONNX Runtime on the classpath lists
+        assertTrue(s.skipped().get(2).reason().contains("does not list the CUDA provider"), s.skipped().get(2).reason());
         // the check comes before the classpath: the libraries could not load there anyway
         GatedProvider withLibs = new GatedProvider("tensorrt", "TensorRT", d -> true, "missing",
-                id -> Optional.of(new FakeProvider(id, Availability.usable("fake"))));
+                id -> Optional.of(new FakeProvider(id, Availability.usable("fake"))), true);
         assertFalse(withLibs.availability(PROFILES.get("orin-nx-16gb"), jp5).usable());
         assertTrue(withLibs.availability(PROFILES.get("orin-nx-16gb"), fixture("orin-nx-16gb")).usable());
     }
@@ -80,7 +82,7 @@ class BackendSelectorTest {
     @Test
     void aPluggedInImplementationDecidesAndOpens(@TempDir Path dir) throws Exception {
         FakeProvider impl = new FakeProvider("tensorrt", Availability.usable("engine builder ready"));
-        GatedProvider trt = new GatedProvider("tensorrt", "TensorRT", d -> true, "missing", id -> Optional.of(impl));
+        GatedProvider trt = new GatedProvider("tensorrt", "TensorRT", d -> true, "missing", id -> Optional.of(impl), true);
         BackendSelector sel = new BackendSelector(List.of(trt, new OrtCpuProvider()));
         Selection s = sel.select(PROFILES.get("orin-nano-8gb"), fixture("orin-nano-8gb"));
         assertEquals("tensorrt", s.chosen().id());
@@ -92,7 +94,7 @@ class BackendSelectorTest {
             assertEquals(model, impl.opened.get());
             assertEquals("onnxruntime-cpu", b.name());
         }
-        GatedProvider none = new GatedProvider("tensorrt", "TensorRT", d -> true, "missing", id -> Optional.empty());
+        GatedProvider none = new GatedProvider("tensorrt", "TensorRT", d -> true, "missing", id -> Optional.empty(), true);
         Availability a = none.availability(PROFILES.get("orin-nano-8gb"), fixture("orin-nano-8gb"));
         assertTrue(a.reason().contains("no implementation of 'tensorrt' is plugged in"), a.reason());
     }
