@@ -258,17 +258,17 @@ public final class DeviceProfiles {
         } else if (m.isTextual() && m.asText().equals("host")) {
             memory = OptionalLong.empty();
         } else {
-            memory = OptionalLong.of(number(o, "memory_mib", where, true));
+            memory = OptionalLong.of(number(o, "memory_mib", where));
         }
-        OptionalLong usableMiB = o.has("usable_memory_mib") ? OptionalLong.of(number(o, "usable_memory_mib", where, true))
+        OptionalLong usableMiB = o.has("usable_memory_mib") ? OptionalLong.of(number(o, "usable_memory_mib", where))
                 : OptionalLong.empty();
-        int usablePercent = o.has("usable_memory_percent") ? (int) number(o, "usable_memory_percent", where, true) : 0;
+        int usablePercent = o.has("usable_memory_percent") ? (int) number(o, "usable_memory_percent", where) : 0;
         return new DeviceProfile(id, text(o, "name", where, true), kind, Optional.ofNullable(text(o, "detect", where, false)),
                 memory, usableMiB, usablePercent, Optional.ofNullable(text(o, "compute_capability", where, false)),
                 (int) optNumber(o, "dla_cores", where, 0), (int) optNumber(o, "min_l4t", where, 0),
-                names(o, "precisions", where), names(o, "backends", where), (int) number(o, "max_batch", where, true),
-                number(o, "workspace_mib", where, true), text(o, "engine_cache_dir", where, true),
-                (int) number(o, "threads", where, true), file);
+                names(o, "precisions", where), names(o, "backends", where), (int) number(o, "max_batch", where),
+                number(o, "workspace_mib", where), text(o, "engine_cache_dir", where, true),
+                (int) number(o, "threads", where), file);
     }
 
     private static String text(ObjectNode o, String key, String where, boolean required) {
@@ -286,10 +286,10 @@ public final class DeviceProfiles {
     }
 
     private static long optNumber(ObjectNode o, String key, String where, long dflt) {
-        return o.has(key) ? number(o, key, where, true) : dflt;
+        return o.has(key) ? number(o, key, where) : dflt;
     }
 
-    private static long number(ObjectNode o, String key, String where, boolean required) {
+    private static long number(ObjectNode o, String key, String where) {
         JsonNode n = o.get(key);
         if (n == null || n.isNull()) {
             throw Peft4jException.invalid(where + ": '" + key + "' is missing");
