@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The memory planner against what ONNX Runtime really takes on the CPU: packages of resnet18 and
  * all-MiniLM-L6-v2 made with {@code peft4j export}, planned with {@code peft4j devices --plan}, and
  * opened and run once in a fresh JVM ({@link RssProbe}) whose resident memory growth is measured.
- * Measured 2026-11 (ONNX Runtime 1.23, x86-64): the estimate was 0.77-0.90 of the growth. The
+ * Measured 2026-11 (ONNX Runtime 1.23, x86-64): the estimate was 0.77-0.91 of the growth over three runs. The
  * peak while the session is built is higher (ONNX Runtime's optimizer copies the weights: up to
  * 2.8x the weights on resnet18), and without MALLOC_TRIM_THRESHOLD_ glibc keeps those freed
  * copies, so the resident memory stays at up to 3.8x the weights; docs/DEVICES.md says so.
