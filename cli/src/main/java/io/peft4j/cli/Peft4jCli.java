@@ -32,6 +32,7 @@ import picocli.CommandLine.Spec;
             QuickstartCommand.class,
             SynthCommand.class,
             ServeCommand.class,
+            DevicesCommand.class,
         },
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {

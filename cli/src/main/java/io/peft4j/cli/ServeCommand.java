@@ -17,7 +17,7 @@ import java.util.function.Consumer;
 
 /**
  * {@code peft4j serve --repo DIR [--port P] [--host H] [--token T] [--threads N] [--batching
- * [--max-batch-rows N] [--max-delay-ms MS]] [--drain-seconds S]}.
+ * [--max-batch-rows N] [--max-delay-ms MS]] [--drain-seconds S] [--device PROFILE [--profiles FILE]]}.
  */
 @Command(name = "serve",
         header = "Serve a repository of model packages over the Open Inference Protocol v2 (REST).",
@@ -32,6 +32,9 @@ import java.util.function.Consumer;
             "when --token is set, and are refused on a non-loopback --host without one.",
             "Settings also come from PEFT4J_TOKEN, PEFT4J_THREADS, PEFT4J_SCHEDULING_BATCHING, MICRONAUT_SERVER_PORT, ...",
             "(flags win); GET /metrics serves Prometheus metrics.",
+            "--device PROFILE (or auto: the detected device's) picks the backend from the profile's order, as",
+            "'peft4j devices' shows it; the choice and why each preferred backend was skipped are logged at start.",
+            "Without --device models run on ONNX Runtime's CPU provider.",
             "Ctrl-C or SIGTERM stops it gracefully: requests in flight finish first."},
         mixinStandardHelpOptions = true)
 public final class ServeCommand implements Callable<Integer> {
@@ -69,6 +72,15 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--drain-seconds", defaultValue = "30", paramLabel = "S", description = "How long a shutdown waits for requests in flight (default: ${DEFAULT-VALUE}).")
     private int drainSeconds;
 
+    @Option(names = "--device", paramLabel = "PROFILE", description = "The device profile whose backend order picks the backend (auto: the detected device's; see 'peft4j devices').")
+    private String device;
+
+    @Option(names = "--profiles", paramLabel = "FILE", description = "With --device: add the device profiles in FILE (JSON) or a directory of them.")
+    private Path profiles;
+
+    @Option(names = "--device-root", paramLabel = "DIR", description = "With --device: read /proc and /etc under DIR for detection (default: /).")
+    private Path deviceRoot;
+
     @Override
     public Integer call() throws InterruptedException {
         PrintWriter o = spec.commandLine().getOut();
@@ -80,6 +92,18 @@ public final class ServeCommand implements Callable<Integer> {
             throw Peft4jException.invalid("--drain-seconds must not be negative, got " + drainSeconds);
         }
         Map<String, Object> props = new LinkedHashMap<>();
+        if (device == null && (profiles != null || deviceRoot != null)) {
+            throw Peft4jException.invalid("--profiles and --device-root go with --device PROFILE");
+        }
+        if (device != null) {
+            props.put("peft4j.device", device);
+        }
+        if (profiles != null) {
+            props.put("peft4j.profiles", profiles.toAbsolutePath().toString());
+        }
+        if (deviceRoot != null) {
+            props.put("peft4j.device-root", deviceRoot.toAbsolutePath().toString());
+        }
         if (threads != null) {
             props.put("peft4j.threads", threads);
         }
@@ -99,6 +123,8 @@ public final class ServeCommand implements Callable<Integer> {
         Thread hook = new Thread(server::close, "peft4j-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         o.printf("peft4j: serving %s at %s (Ctrl-C to stop)%n", repo.toAbsolutePath().normalize(), server.uri());
+        server.context().getBean(io.peft4j.runtime.ModelRepository.class).selection()
+                .ifPresent(sel -> o.println("peft4j: " + sel.describe()));
         o.flush();
         Consumer<Peft4jServer> hookForTests = onStarted;
         if (hookForTests != null) {

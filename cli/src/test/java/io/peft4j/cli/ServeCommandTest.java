@@ -81,4 +81,34 @@ class ServeCommandTest {
             ServeCommand.onStarted = null;
         }
     }
+
+    @Test
+    void deviceProfilesPickTheBackend(@TempDir Path tmp) throws Exception {
+        Model base = TinyModels.cnn(1);
+        Exporter.export(base, List.of(new NamedAdapter("a", TestAdapters.random(base, AdapterConfig.lora(2, 4,
+                List.of("fc1")), 1, 0.3))), ExportOptions.of(Manifest.Mode.merged), tmp.resolve("repo/m"));
+        CompletableFuture<Peft4jServer> started = new CompletableFuture<>();
+        ServeCommand.onStarted = started::complete;
+        try {
+            CompletableFuture<CliRun> run = CompletableFuture.supplyAsync(() -> CliRun.of("serve", "--repo",
+                    tmp.resolve("repo").toString(), "--port", "0", "--device", "cpu"));
+            Peft4jServer server = started.get(60, TimeUnit.SECONDS);
+            io.peft4j.runtime.ModelRepository repo = server.context().getBean(io.peft4j.runtime.ModelRepository.class);
+            assertEquals("cpu", repo.profile().orElseThrow().id());
+            assertEquals("ort-cpu", repo.selection().orElseThrow().chosen().id());
+            server.close();
+            CliRun r = run.get(60, TimeUnit.SECONDS);
+            assertEquals(0, r.exitCode(), r.err());
+            assertTrue(r.out().contains("peft4j: backend 'ort-cpu' for profile 'cpu'"), r.out());
+        } finally {
+            ServeCommand.onStarted = null;
+        }
+        CliRun bad = CliRun.of("serve", "--repo", tmp.resolve("repo").toString(), "--port", "0", "--device", "orin-nano-9gb");
+        assertEquals(2, bad.exitCode());
+        assertEquals(1, bad.errLines().length, bad.err());
+        assertTrue(bad.err().contains("unknown device profile 'orin-nano-9gb'"), bad.err());
+        CliRun alone = CliRun.of("serve", "--repo", tmp.resolve("repo").toString(), "--profiles", tmp.toString());
+        assertEquals(2, alone.exitCode());
+        assertTrue(alone.err().contains("--profiles and --device-root go with --device PROFILE"), alone.err());
+    }
 }

@@ -6,7 +6,14 @@ import io.peft4j.core.Peft4jException;
 import io.peft4j.core.Peft4jException.ErrorCode;
 import io.peft4j.core.pkg.ModelPackage;
 import io.peft4j.devices.InferenceBackend;
+import io.peft4j.devices.detect.Detected;
+import io.peft4j.devices.detect.DeviceDetector;
+import io.peft4j.devices.detect.ProfileChoice;
 import io.peft4j.devices.ort.OrtBackend;
+import io.peft4j.devices.profile.DeviceProfile;
+import io.peft4j.devices.profile.DeviceProfiles;
+import io.peft4j.devices.select.BackendSelector;
+import io.peft4j.devices.select.Selection;
 import jakarta.annotation.PreDestroy;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -17,6 +24,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
@@ -27,6 +35,11 @@ import java.util.stream.Stream;
  * reported in the index with the reason, and the others still serve); {@link #load} loads or
  * reloads one, {@link #unload} stops serving it. A model is swapped atomically: requests that
  * already hold the old backend finish on it, and its native memory is freed after them.
+ *
+ * <p>Models run on ONNX Runtime on the CPU unless {@code peft4j.device} names a device profile
+ * ({@code auto}: the detected device's): then the backend is the first usable one in the profile's
+ * order ({@link BackendSelector}), chosen once at start and logged with the reason each preferred
+ * backend was skipped; a profile none of whose backends is usable stops the start with every reason.
  */
 @Context
 public final class ModelRepository implements AutoCloseable {
@@ -43,6 +56,9 @@ public final class ModelRepository implements AutoCloseable {
     private final Path root;
     private final Path realRoot;
     private final OrtBackend.Options options;
+    private final int threads;
+    /** The backend chosen for {@code peft4j.device}; null: ONNX Runtime on the CPU. */
+    private final Selection selection;
     private final Map<String, ModelScheduler> loaded = new ConcurrentHashMap<>();
     private final SchedulingConfig scheduling;
     private final Environment env;
@@ -64,6 +80,8 @@ public final class ModelRepository implements AutoCloseable {
             throw new Peft4jException(ErrorCode.IO, "cannot read the model repository " + root + ": " + e.getMessage(), e);
         }
         this.options = new OrtBackend.Options(config.threads(), 1);
+        this.threads = config.threads();
+        this.selection = config.device() == null ? null : select(config);
         for (String name : scan()) {
             try {
                 load(name);
@@ -72,6 +90,33 @@ public final class ModelRepository implements AutoCloseable {
             }
         }
         LOG.info("model repository {}: {} model(s) ready {}", root, loaded.size(), new TreeMap<>(loaded).keySet());
+    }
+
+    /** Chooses the backend for {@code peft4j.device}, logging the device, the profile and every skipped backend. */
+    private static Selection select(RuntimeConfig config) {
+        DeviceProfiles profiles = config.profiles() == null ? DeviceProfiles.builtIn()
+                : DeviceProfiles.withUser(Path.of(config.profiles()));
+        Detected d = config.deviceRoot() == null ? DeviceDetector.detect() : DeviceDetector.detect(Path.of(config.deviceRoot()));
+        ProfileChoice choice = config.device().equals("auto") ? ProfileChoice.of(profiles, d)
+                : new ProfileChoice(profiles.get(config.device()), "named by peft4j.device");
+        LOG.info("device: {}; profile '{}' ({})", d.summary(), choice.profile().id(), choice.reason());
+        Selection s = BackendSelector.standard().select(choice.profile(), d);
+        if (s.fellBack()) {
+            LOG.warn("{}", s.describe());
+        } else {
+            LOG.info("{}", s.describe());
+        }
+        return s;
+    }
+
+    /** The backend selection made for {@code peft4j.device}; empty when models run on ONNX Runtime's CPU provider by default. */
+    public Optional<Selection> selection() {
+        return Optional.ofNullable(selection);
+    }
+
+    /** The device profile models are served for; empty without {@code peft4j.device}. */
+    public Optional<DeviceProfile> profile() {
+        return selection().map(Selection::profile);
     }
 
     /** The repository directory (absolute, normalized). */
@@ -132,7 +177,7 @@ public final class ModelRepository implements AutoCloseable {
         SchedulingConfig settings;
         try {
             settings = scheduling.forModel(env, name);
-            fresh = OrtBackend.open(dir, options);
+            fresh = selection == null ? OrtBackend.open(dir, options) : selection.open(dir, threads);
         } catch (Peft4jException e) {
             failed.put(name, new Failure(e.getMessage()));
             throw e;
@@ -142,8 +187,8 @@ public final class ModelRepository implements AutoCloseable {
         if (old != null) {
             old.close();   // its queued requests still run; then it frees its native memory
         }
-        LOG.info("loaded model '{}' ({} package, {} adapter(s){})", name, fresh.info().mode(), fresh.adapters().size(),
-                settings.batching() ? ", dynamic batching up to " + settings.maxBatchRows() + " rows" : "");
+        LOG.info("loaded model '{}' ({} package, {} adapter(s), {}{})", name, fresh.info().mode(), fresh.adapters().size(),
+                fresh.name(), settings.batching() ? ", dynamic batching up to " + settings.maxBatchRows() + " rows" : "");
         return fresh;
     }
 

@@ -20,13 +20,22 @@ import io.peft4j.core.Peft4jException;
  * @param threads           ONNX Runtime intra-op threads per model
  * @param maxUploadBytes    the most an adapter upload (both files together) may hold
  * @param maxBatchRows      the most rows one inference request may carry
+ * @param device            the device profile whose backend order picks the backend ({@code auto}:
+ *                          the detected device's); absent: ONNX Runtime on the CPU, as always
+ * @param profiles          a JSON file or directory of device profiles added to the built-in ones
+ *                          (only with {@code device})
+ * @param deviceRoot        the filesystem root detection reads ({@code /} when absent; a copy of
+ *                          another machine's {@code /proc} and {@code /etc} for tests)
  */
 @ConfigurationProperties("peft4j")
 public record RuntimeConfig(@Nullable String repo,
                             @Nullable String token,
                             @Bindable(defaultValue = "2") int threads,
                             @Bindable(defaultValue = "67108864") long maxUploadBytes,
-                            @Bindable(defaultValue = "1024") int maxBatchRows) {
+                            @Bindable(defaultValue = "1024") int maxBatchRows,
+                            @Nullable String device,
+                            @Nullable String profiles,
+                            @Nullable String deviceRoot) {
 
     public RuntimeConfig {
         if (repo == null || repo.isBlank()) {
@@ -43,6 +52,12 @@ public record RuntimeConfig(@Nullable String repo,
             throw Peft4jException.invalid("peft4j.max-batch-rows must be at least 1, got " + maxBatchRows);
         }
         token = token == null || token.isBlank() ? null : token;
+        device = device == null || device.isBlank() ? null : device.strip();
+        profiles = profiles == null || profiles.isBlank() ? null : profiles;
+        deviceRoot = deviceRoot == null || deviceRoot.isBlank() ? null : deviceRoot;
+        if (device == null && (profiles != null || deviceRoot != null)) {
+            throw Peft4jException.invalid("peft4j.profiles and peft4j.device-root go with peft4j.device (--device PROFILE)");
+        }
     }
 
     /** Whether a token is configured. */
