@@ -62,8 +62,8 @@ public final class GatedProvider implements BackendProvider {
     /** {@code tensorrt}: TensorRT native through the JavaCPP presets. */
     public static GatedProvider tensorRt() {
         return new GatedProvider("tensorrt", "TensorRT (JavaCPP presets)", d -> classPresent(NVINFER_CLASS),
-                "the JavaCPP TensorRT presets (" + NVINFER_CLASS + ") are not on the classpath; build with -Pgpu on a "
-                        + "machine with TensorRT 10",
+                "the JavaCPP TensorRT presets (" + NVINFER_CLASS + ") are not on the classpath (peft4j-devices "
+                        + "depends on org.bytedeco:tensorrt; a trimmed class path left them out)",
                 GatedProvider::pluggedIn, true);
     }
 

@@ -41,15 +41,17 @@ class BackendSelectorTest {
 
     @Test
     void aJetsonWithoutTheGpuLibrariesFallsBackToTheCpuAndSaysWhy() throws Exception {
+        io.peft4j.devices.trt.TensorRt.Availability trt = io.peft4j.devices.trt.TensorRt.availability();
+        org.junit.jupiter.api.Assumptions.assumeFalse(trt.usable(), "TensorRT runs on this machine; this test checks the "
+                + "fallback where it cannot");
         Selection s = BackendSelector.standard().select(PROFILES.get("orin-nano-8gb"), fixture("orin-nano-8gb"));
         assertEquals("ort-cpu", s.chosen().id());
         assertTrue(s.fellBack());
         assertEquals(List.of("tensorrt", "ort-tensorrt", "ort-cuda"), s.skipped().stream().map(Selection.Skipped::backend).toList());
-        assertTrue(s.skipped().get(0).reason().contains("JavaCPP TensorRT presets (org.bytedeco.tensorrt.global.nvinfer) "
-                + "are not on the classpath"), s.skipped().get(0).reason());
+        assertEquals(trt.reason(), s.skipped().get(0).reason(), "the TensorRT probe's own reason");
         assertTrue(s.skipped().get(1).reason().contains("does not list the TensorRT provider"), s.skipped().get(1).reason());
         assertTrue(s.skipped().get(2).reason().contains("does not list the CUDA provider"), s.skipped().get(2).reason());
-        assertTrue(s.describe().contains("fell back past 'tensorrt' (the JavaCPP"), s.describe());
+        assertTrue(s.describe().contains("fell back past 'tensorrt' (" + trt.reason().substring(0, 20)), s.describe());
     }
 
     @Test
@@ -97,6 +99,20 @@ class BackendSelectorTest {
         GatedProvider none = new GatedProvider("tensorrt", "TensorRT", d -> true, "missing", id -> Optional.empty(), true);
         Availability a = none.availability(PROFILES.get("orin-nano-8gb"), fixture("orin-nano-8gb"));
         assertTrue(a.reason().contains("no implementation of 'tensorrt' is plugged in"), a.reason());
+    }
+
+    @Test
+    void theTensorRtBackendIsPluggedInWithTheProfilesSettings() {
+        BackendProvider p = GatedProvider.pluggedIn("tensorrt").orElseThrow();
+        assertTrue(p instanceof io.peft4j.devices.trt.TensorRtProvider, p.getClass().getName());
+        DeviceProfile nano = PROFILES.get("orin-nano-8gb");
+        io.peft4j.devices.trt.EngineSettings es = io.peft4j.devices.trt.TensorRtProvider.settings(nano);
+        assertEquals(nano.precisions().contains("fp16") ? "fp16" : "fp32", es.precision());
+        assertEquals(nano.maxBatch(), es.maxBatch());
+        assertEquals(Math.min(8, nano.maxBatch()), es.optBatch());
+        assertEquals(nano.workspaceMiB() << 20, es.workspaceBytes());
+        assertEquals(nano.engineCachePath(), es.cacheDir());
+        assertTrue(GatedProvider.pluggedIn("ort-cuda").isEmpty(), "ONNX Runtime's GPU providers are not plugged in yet");
     }
 
     @Test
