@@ -109,9 +109,22 @@ public final class ExportCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object (the package, its adapters and the validation) instead of text.")
     private boolean json;
 
+    @Option(names = "--format", paramLabel = "FORMAT", defaultValue = "onnx", description = {
+            "onnx (default), or engine: also build the package's TensorRT engine for --device into PKG_DIR/engines",
+            "(needs TensorRT and the GPU here; the runtime's TensorRT backend uses it when the GPU and TensorRT version match)."})
+    private String format;
+
+    @Option(names = "--device", paramLabel = "PROFILE", description = "The device profile the engine is built for "
+            + "(precision, workspace, max batch): e.g. orin-nano-8gb, x86-nvidia-gpu (see peft4j devices --list).")
+    private String device;
+
+    @Option(names = "--profiles", paramLabel = "FILE", description = "Add the device profiles in FILE (JSON), or in every *.json of a directory.")
+    private Path profilesFile;
+
     @Override
     public Integer call() throws Exception {
         Manifest.Mode m = mode();
+        io.peft4j.devices.profile.DeviceProfile profile = engineProfile();
         PrintWriter o = spec.commandLine().getOut();
         long t0 = System.nanoTime();
         List<NamedAdapter> named = new ArrayList<>();
@@ -139,6 +152,17 @@ public final class ExportCommand implements Callable<Integer> {
                     o.flush();
                 });
         ExportReport r = Exporter.export(baseModel, named, options, out);
+        if (profile != null) {
+            io.peft4j.devices.trt.EngineSettings es = io.peft4j.devices.trt.TensorRtProvider.settings(profile)
+                    .withCacheDir(out.resolve(io.peft4j.devices.trt.TensorRtBackend.ENGINES_DIR));
+            try (io.peft4j.devices.trt.TensorRtBackend t = io.peft4j.devices.trt.TensorRtBackend.open(out, es)) {
+                io.peft4j.devices.trt.Engines.Built b = t.engineBuild();
+                if (!json) {
+                    o.printf(Locale.ROOT, "engine: %s/%s.plan (%s, profile %s, built in %.1f s)%n",
+                            io.peft4j.devices.trt.TensorRtBackend.ENGINES_DIR, b.key(), es.precision(), profile.id(), b.buildSeconds());
+                }
+            }
+        }
         if (json) {
             o.println(new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
                     .enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(toJson(r)));
@@ -147,6 +171,28 @@ public final class ExportCommand implements Callable<Integer> {
         }
         o.flush();
         return 0;
+    }
+
+    /** The device profile for {@code --format engine} (null for onnx), checked before anything is written. */
+    private io.peft4j.devices.profile.DeviceProfile engineProfile() {
+        String f = format.toLowerCase(Locale.ROOT);
+        if (f.equals("onnx")) {
+            if (device != null) {
+                throw Peft4jException.invalid("--device is for --format engine");
+            }
+            return null;
+        }
+        if (!f.equals("engine")) {
+            throw Peft4jException.invalid("--format must be onnx or engine, got '" + format + "'");
+        }
+        if (device == null) {
+            throw Peft4jException.invalid("--format engine needs --device PROFILE (the engine is built for a device profile)");
+        }
+        io.peft4j.devices.profile.DeviceProfiles profiles = profilesFile == null
+                ? io.peft4j.devices.profile.DeviceProfiles.builtIn() : io.peft4j.devices.profile.DeviceProfiles.withUser(profilesFile);
+        io.peft4j.devices.profile.DeviceProfile p = profiles.get(device);
+        io.peft4j.devices.trt.TensorRt.require();
+        return p;
     }
 
     private Manifest.Mode mode() {

@@ -155,7 +155,13 @@ class ExportBadInputTest {
                         "--max-rank", "4"),
                 c("unknown mode", "--mode must be", b, base.toString(), "--adapter", in("good"), "--mode", "fused"),
                 c("missing adapter directory", "adapter directory not found", b, base.toString(), "--adapter", in("nope"), "--mode", "side"),
-                c("invalid adapter name", "adapter name '-x'", b, base.toString(), "--adapter", "-x=" + in("good"), "--mode", "side"));
+                c("invalid adapter name", "adapter name '-x'", b, base.toString(), "--adapter", "-x=" + in("good"), "--mode", "side"),
+                c("engine without a device", "--format engine needs --device", b, base.toString(), "--adapter", in("good"),
+                        "--mode", "side", "--format", "engine"),
+                c("unknown format", "--format must be onnx or engine", b, base.toString(), "--adapter", in("good"), "--mode",
+                        "side", "--format", "plan"),
+                c("unknown device profile", "jetson-nope", b, base.toString(), "--adapter", in("good"), "--mode", "side",
+                        "--format", "engine", "--device", "jetson-nope"));
     }
 
     static Map<String, String> snapshot(Path dir) {
@@ -198,6 +204,18 @@ class ExportBadInputTest {
         assertFalse(Files.exists(tmp.resolve("fresh")), c + ": a failed export leaves no package");
         assertEquals(before, snapshot(tmp.resolve("pkg")), c + ": the existing package is unchanged");
         assertEquals(List.of(), hidden(), c + ": no staging directories remain");
+    }
+
+    @org.junit.jupiter.api.Test
+    void anEngineWithoutTensorRtIsRefusedBeforeAnythingIsWritten() throws IOException {
+        io.peft4j.devices.trt.TensorRt.Availability a = io.peft4j.devices.trt.TensorRt.availability();
+        org.junit.jupiter.api.Assumptions.assumeFalse(a.usable(), "TensorRT runs here; this test checks the refusal without it");
+        CliRun r = CliRun.of("export", "--base", base.toString(), "--adapter", in("good"), "--mode", "side", "--format", "engine",
+                "--device", "x86-nvidia-gpu", "--out", tmp.resolve("fresh").toString());
+        assertEquals(2, r.exitCode(), r.out() + r.err());
+        assertEquals(1, r.errLines().length, r.err());
+        assertTrue(r.err().contains("TensorRT is not usable here: " + a.reason()), r.err());
+        assertFalse(Files.exists(tmp.resolve("fresh")), "nothing written");
     }
 
     static String[] concat(List<String> args, String... more) {

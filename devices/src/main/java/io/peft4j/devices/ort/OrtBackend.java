@@ -63,7 +63,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class OrtBackend implements InferenceBackend {
 
-    /** Backend name reported to callers. */
+    /** Backend name reported to callers on the CPU ({@code onnxruntime-cuda} / {@code onnxruntime-tensorrt} on a GPU provider). */
     public static final String NAME = "onnxruntime-cpu";
 
     /**
@@ -71,8 +71,10 @@ public final class OrtBackend implements InferenceBackend {
      *
      * @param intraOpThreads threads one run may use (ONNX Runtime's intra-op pool)
      * @param interOpThreads threads for parallel graph branches (1: sequential)
+     * @param gpu            an ONNX Runtime GPU execution provider to run on (nodes it cannot take
+     *                       fall back to the CPU provider), or null for the CPU only
      */
-    public record Options(int intraOpThreads, int interOpThreads) {
+    public record Options(int intraOpThreads, int interOpThreads, GpuProvider gpu) {
         public Options {
             if (intraOpThreads < 1 || interOpThreads < 1) {
                 throw Peft4jException.invalid("threads must be at least 1, got intra-op " + intraOpThreads + ", inter-op "
@@ -80,9 +82,38 @@ public final class OrtBackend implements InferenceBackend {
             }
         }
 
+        /** CPU only. */
+        public Options(int intraOpThreads, int interOpThreads) {
+            this(intraOpThreads, interOpThreads, null);
+        }
+
         /** Up to 4 intra-op threads, sequential graph execution. */
         public static Options defaults() {
             return new Options(Math.min(4, Runtime.getRuntime().availableProcessors()), 1);
+        }
+    }
+
+    /**
+     * ONNX Runtime's CUDA or TensorRT execution provider (the {@code onnxruntime_gpu} jar, Maven
+     * profile {@code -Pgpu}, and CUDA 12 with cuDNN 9 on the host).
+     *
+     * @param kind           {@code cuda} or {@code tensorrt} (TensorRT, with CUDA for what it cannot run)
+     * @param deviceId       the CUDA device
+     * @param fp16           TensorRT: allow fp16 kernels
+     * @param engineCache    TensorRT: where its engines are cached (null: not cached)
+     * @param workspaceBytes TensorRT: the builder's workspace limit
+     * @param maxBatch       TensorRT: the largest batch of its optimization profile (tuned for
+     *                       batch 8 or the max, whichever is smaller; other dynamic axes 1..256)
+     */
+    public record GpuProvider(String kind, int deviceId, boolean fp16, Path engineCache, long workspaceBytes, int maxBatch) {
+        public GpuProvider {
+            if (!"cuda".equals(kind) && !"tensorrt".equals(kind)) {
+                throw Peft4jException.invalid("the ONNX Runtime GPU provider must be cuda or tensorrt, got '" + kind + "'");
+            }
+            if (deviceId < 0 || maxBatch < 1 || workspaceBytes < 0) {
+                throw Peft4jException.invalid("device id, max batch and workspace must be positive, got " + deviceId + ", "
+                        + maxBatch + ", " + workspaceBytes);
+            }
         }
     }
 
@@ -94,6 +125,7 @@ public final class OrtBackend implements InferenceBackend {
     private final ModelInfo info;
     private final Map<String, TensorSpec> sessionInputs = new LinkedHashMap<>();
     private final String what;
+    private final String name;
     /** name → current adapter; replaced as a whole under {@code this}, read without locking. */
     private volatile Map<String, Adapter> adapters = Map.of();
     private final Map<String, Long> versions = new HashMap<>();
@@ -109,11 +141,15 @@ public final class OrtBackend implements InferenceBackend {
         this.manifest = manifest;
         Path modelFile = packageDir == null ? path : packageDir.resolve(manifest.model());
         this.what = manifest == null ? modelFile.toString() : "package " + packageDir;
+        this.name = o.gpu() == null ? NAME : "onnxruntime-" + o.gpu().kind();
         try (OrtSession.SessionOptions so = new OrtSession.SessionOptions()) {
             // overridable initializers (the side graph's adapter inputs) draw a warning per input
             so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
             so.setIntraOpNumThreads(o.intraOpThreads());
             so.setInterOpNumThreads(o.interOpThreads());
+            if (o.gpu() != null) {
+                GpuProviders.add(so, o.gpu(), modelFile);
+            }
             this.session = env.createSession(modelFile.toAbsolutePath().toString(), so);
         } catch (OrtException e) {
             throw new Peft4jException(ErrorCode.MALFORMED, "ONNX Runtime cannot load " + modelFile + ": " + e.getMessage(), e);
@@ -338,7 +374,7 @@ public final class OrtBackend implements InferenceBackend {
 
     @Override
     public String name() {
-        return NAME;
+        return name;
     }
 
     @Override

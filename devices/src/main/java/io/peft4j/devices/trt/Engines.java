@@ -68,9 +68,22 @@ public final class Engines {
         }
     }
 
-    /** Reads the plan for {@code onnx} from the cache, or builds it (and caches it when a cache dir is set). */
-    public static Built buildOrLoad(byte[] onnx, EngineSettings settings, String what) {
+    /**
+     * Reads the plan for {@code onnx} from {@code alsoLookIn} (e.g. a package's {@code engines}
+     * folder) or the cache, or builds it (and caches it when a cache dir is set).
+     */
+    public static Built buildOrLoad(byte[] onnx, EngineSettings settings, String what, Path... alsoLookIn) {
         String key = key(onnx, settings);
+        for (Path dir : alsoLookIn) {
+            Path p = dir.resolve(key + ".plan");
+            if (Files.isRegularFile(p)) {
+                try {
+                    return new Built(Files.readAllBytes(p), key, true, 0);
+                } catch (IOException e) {
+                    throw new Peft4jException(ErrorCode.IO, "cannot read engine " + p + ": " + e.getMessage(), e);
+                }
+            }
+        }
         Path cached = settings.cacheDir() == null ? null : settings.cacheDir().resolve(key + ".plan");
         if (cached != null && Files.isRegularFile(cached)) {
             try {

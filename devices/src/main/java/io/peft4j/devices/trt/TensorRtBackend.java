@@ -84,6 +84,13 @@ public final class TensorRtBackend implements InferenceBackend {
     /** Backend name reported to callers. */
     public static final String NAME = "tensorrt";
 
+    /**
+     * A package's folder of prebuilt engines ({@code peft4j export --format engine}), looked in
+     * before the engine cache; a plan there is used only when its key (model, settings, GPU,
+     * TensorRT version) matches.
+     */
+    public static final String ENGINES_DIR = "engines";
+
     private static final AtomicInteger THREADS = new AtomicInteger();
 
     private final Path path;
@@ -155,7 +162,8 @@ public final class TensorRtBackend implements InferenceBackend {
         byte[] onnx = OnnxIO.toBytes(model);
         Map<String, Tensor> sideDefaults = adapterDefaults;
         try {
-            this.built = call(() -> Engines.buildOrLoad(onnx, settings, what));
+            Path[] packaged = manifest == null ? new Path[0] : new Path[] {path.resolve(ENGINES_DIR)};
+            this.built = call(() -> Engines.buildOrLoad(onnx, settings, what, packaged));
             this.info = call(() -> start(mode, sideDefaults));
             call(() -> {
                 loadPackageAdapters();

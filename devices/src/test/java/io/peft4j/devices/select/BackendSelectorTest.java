@@ -112,7 +112,12 @@ class BackendSelectorTest {
         assertEquals(Math.min(8, nano.maxBatch()), es.optBatch());
         assertEquals(nano.workspaceMiB() << 20, es.workspaceBytes());
         assertEquals(nano.engineCachePath(), es.cacheDir());
-        assertTrue(GatedProvider.pluggedIn("ort-cuda").isEmpty(), "ONNX Runtime's GPU providers are not plugged in yet");
+        assertTrue(GatedProvider.pluggedIn("ort-cuda").orElseThrow() instanceof io.peft4j.devices.ort.OrtGpuProvider.Cuda);
+        BackendProvider ortTrt = GatedProvider.pluggedIn("ort-tensorrt").orElseThrow();
+        io.peft4j.devices.ort.OrtBackend.GpuProvider g = ((io.peft4j.devices.ort.OrtGpuProvider) ortTrt).gpu(nano);
+        assertEquals("tensorrt", g.kind());
+        assertEquals(nano.engineCachePath(), g.engineCache());
+        assertEquals(nano.maxBatch(), g.maxBatch());
     }
 
     @Test
