@@ -150,18 +150,28 @@ public final class TensorRt {
             root = root.getCause() == root ? null : root.getCause();
         }
         String m = msg.length() == 0 ? t.getClass().getSimpleName() : msg.toString();
+        java.util.regex.Matcher missing = java.util.regex.Pattern.compile("(lib[\\w.+-]+?\\.so[\\w.]*): cannot open shared object file")
+                .matcher(m);
+        String lib = missing.find() ? missing.group(1) : null;
         if (m.contains("GLIBC_")) {
             return m + " (the C library is older than the JavaCPP presets need: JetPack 5 and other glibc 2.31 systems "
                     + "cannot run them; use JetPack 6 or newer, or the ONNX Runtime backend)";
+        }
+        if (lib != null && lib.startsWith("libcuda.so")) {
+            return "no NVIDIA driver here (" + lib + " not found)";
+        }
+        if (lib != null && lib.startsWith("libcudart")) {
+            return "the CUDA runtime " + lib + " is not installed (the presets need CUDA 13 by default, CUDA 12.6 with "
+                    + "the -Pjetpack6 build)";
+        }
+        if (lib != null && (lib.startsWith("libnvinfer") || lib.startsWith("libnvonnxparser"))) {
+            return "TensorRT's " + lib + " is not installed (install TensorRT 10 — JetPack 6 on a Jetson, or NVIDIA's "
+                    + "TensorRT packages — and put its libraries on LD_LIBRARY_PATH)";
         }
         if (m.contains("nvinfer") || m.contains("nvonnxparser")) {
             return m + " (install TensorRT 10 — JetPack 6 on a Jetson, or NVIDIA's TensorRT packages — and put "
                     + "libnvinfer.so.10 and libnvonnxparser.so.10 on LD_LIBRARY_PATH)";
         }
-        if (m.contains("cudart") || m.contains("libcuda")) {
-            return m + " (install the NVIDIA driver and the CUDA runtime that matches the presets: CUDA 13 by default, "
-                    + "CUDA 12.6 with the -Pjetpack6 build)";
-        }
-        return m;
+        return lib != null ? lib + " not found: " + m : m;
     }
 }

@@ -61,6 +61,12 @@ class TensorRtAvailabilityTest {
         assertTrue(glibc.contains("JetPack 5"), glibc);
         String missing = TensorRt.explain(new UnsatisfiedLinkError("no nvinfer in java.library.path"));
         assertTrue(missing.contains("LD_LIBRARY_PATH"), missing);
+        String driver = TensorRt.explain(new UnsatisfiedLinkError("no jnicudart in java.library.path: /usr/lib: "
+                + "/root/.javacpp/cache/x/libjnicudart.so: libcuda.so.1: cannot open shared object file: No such file or directory"));
+        assertEquals("no NVIDIA driver here (libcuda.so.1 not found)", driver);
+        String trt = TensorRt.explain(new UnsatisfiedLinkError("/x/libjninvinfer.so: libnvinfer.so.10: cannot open shared object "
+                + "file: No such file or directory"));
+        assertTrue(trt.startsWith("TensorRT's libnvinfer.so.10 is not installed"), trt);
     }
 
     @Test
