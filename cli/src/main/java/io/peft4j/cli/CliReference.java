@@ -49,7 +49,9 @@ public final class CliReference {
                 .append(REGENERATE).append("`.\n");
         md.append("Do not edit by hand: `CliReferenceTest` fails when this file and the code disagree.\n\n");
         md.append("Errors print one line on standard error (`").append(rootName)
-                .append(": error: ...`); usage errors and invalid input exit with code 2, anything unexpected with 1.\n\n");
+                .append(": error: ...`); usage errors and invalid input exit with code 2, anything unexpected with 1.\n");
+        md.append("In the option tables, _default_ is the value used when the option is not given; `—` means none is\n")
+                .append("filled in, and the description says what happens then (often computed, e.g. from the model or the CPU).\n\n");
         md.append("| command | what it does |\n|---|---|\n");
         for (CommandLine c : commands) {
             CommandSpec spec = c.getCommandSpec();
