@@ -78,7 +78,7 @@ public final class ExportCommand implements Callable<Integer> {
             description = "Validation input (.npy); repeatable, one per model input. Default: seeded random data, batch 2.")
     private List<String> probes = new ArrayList<>();
 
-    @Option(names = "--seed", defaultValue = "0", description = "Seed of the random probe (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "Seed of the random probe (default: ${DEFAULT-VALUE}).")
     private long seed;
 
     @Option(names = "--tolerance", defaultValue = "0", paramLabel = "REL",

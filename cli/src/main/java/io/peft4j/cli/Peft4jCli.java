@@ -33,6 +33,7 @@ import picocli.CommandLine.Spec;
             SynthCommand.class,
             ServeCommand.class,
             DevicesCommand.class,
+            DocsCommand.class,
         },
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {
