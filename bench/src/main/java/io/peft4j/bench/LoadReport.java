@@ -74,8 +74,9 @@ final class LoadReport {
         md.append("| Resident memory of the server (`VmRSS` / peak `VmHWM`) | ").append(mem).append(" | — | — |\n\n");
 
         md.append("### Throughput and latency\n\n");
-        md.append("| Path | Package (adapters) | Batching | Clients | Requests | Errors | Throughput | p50 | p95 | p99 | Rows per pass |\n");
-        md.append("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.append("| Path | Package (adapters) | Batching | Clients | Requests | Errors | Throughput | p50 | p95 | p99 | Rows per pass "
+                + "| CPU per request |\n");
+        md.append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Scenario sc : Scenario.values()) {
             for (Boolean batching : new Boolean[] {null, false, true}) {
                 String path = batching == null ? "direct" : "HTTP";
@@ -85,15 +86,20 @@ final class LoadReport {
                         continue;
                     }
                     Latencies.Summary l = p.result().latencies().summary();
-                    md.append(String.format(Locale.ROOT, "| %s | %s (%s) | %s | %d | %,d | %d | %.1f /s | %s | %s | %s | %s |%n",
+                    md.append(String.format(Locale.ROOT, "| %s | %s (%s) | %s | %d | %,d | %d | %.1f /s | %s | %s | %s | %s | %s |%n",
                             path, sc.pkg, sc.adapters, batching == null ? "—" : batching ? "on" : "off", n, l.count(),
                             p.result().errors(), p.result().throughput(), ms(l.p50()), ms(l.p95()), ms(l.p99()),
-                            p.server() == null ? "1" : String.format(Locale.ROOT, "%.2f", p.server().rowsPerPass())));
+                            p.server() == null ? "1" : String.format(Locale.ROOT, "%.2f", p.server().rowsPerPass()),
+                            ms(p.cpuMsPerRequest())));
                 }
             }
         }
         md.append("\n*Rows per pass*: the server's mean rows per backend pass (`peft4j_batch_rows`); a direct run is one row. "
-                + "Throughput counts the requests answered within the measurement window.\n\n");
+                + "Throughput counts the requests answered within the measurement window. *CPU per request*: the CPU time "
+                + "(user + system, all threads, `/proc/PID/stat`) the server process used during the window (HTTP), or the "
+                + "driver's process (direct: the runs and the client threads), over the requests; it includes ONNX Runtime's "
+                + "worker threads spinning while they wait for work, and it is less sensitive than latency to other work on "
+                + "the machine.\n\n");
         breakdown(md, r);
 
         md.append("| Machine | |\n|---|---|\n");
@@ -128,8 +134,11 @@ final class LoadReport {
                 c.responseBytes(), ms(c.writeMs())));
         md.append(String.format(Locale.ROOT, "| — the rest: handing the job to a worker and back, type checks, metrics | %s | "
                 + "controller − pass − parse − write |%n", ms(server - pass - c.readMs() - c.writeMs())));
-        md.append(String.format(Locale.ROOT, "| The same run through `OrtBackend` directly | %s | direct phase, %d client%s |%n%n",
+        md.append(String.format(Locale.ROOT, "| The same run through `OrtBackend` directly | %s | direct phase, %d client%s |%n",
                 ms(direct), n, n == 1 ? "" : "s"));
+        md.append(String.format(Locale.ROOT, "| CPU per request: the server process over HTTP, against the direct run | %s vs %s "
+                + "(%s) | `/proc/PID/stat` over the window |%n%n", ms(h.cpuMsPerRequest()), ms(d.cpuMsPerRequest()),
+                Double.isNaN(h.cpuMsPerRequest() - d.cpuMsPerRequest()) ? "—" : signedMs(h.cpuMsPerRequest() - d.cpuMsPerRequest())));
     }
 
     /** The terminal lines. */
@@ -142,9 +151,10 @@ final class LoadReport {
         sb.append(String.format(Locale.ROOT, "failed requests: %d of %d%n", r.errors(), r.requests()));
         for (Phase p : r.phases()) {
             Latencies.Summary l = p.result().latencies().summary();
-            sb.append(String.format(Locale.ROOT, "%-6s %-5s %-8s N=%-3d %8.1f req/s  p50 %s  p99 %s  errors %d%s%n", p.path(),
-                    p.scenario().pkg, p.batching() == null ? "" : p.batching() ? "batch" : "no-batch", p.result().clients(),
-                    p.result().throughput(), ms(l.p50()), ms(l.p99()), p.result().errors(),
+            sb.append(String.format(Locale.ROOT, "%-6s %-5s %-8s N=%-3d %8.1f req/s  p50 %s  p99 %s  cpu/req %s  errors %d%s%n",
+                    p.path(), p.scenario().pkg, p.batching() == null ? "" : p.batching() ? "batch" : "no-batch",
+                    p.result().clients(), p.result().throughput(), ms(l.p50()), ms(l.p99()), ms(p.cpuMsPerRequest()),
+                    p.result().errors(),
                     p.result().firstError() == null ? "" : " (" + p.result().firstError() + ")"));
         }
         for (ServerRun s : r.servers()) {

@@ -145,8 +145,18 @@ public final class LoadTest {
         }
     }
 
-    /** One measured phase: {@code path} is {@code HTTP} or {@code direct}; {@code batching} null for direct. */
-    record Phase(String path, Scenario scenario, Boolean batching, LoadDriver.Result result, ServerStats server) {
+    /**
+     * One measured phase: {@code path} is {@code HTTP} or {@code direct}; {@code batching} null for
+     * direct. {@code cpuSeconds}: CPU time used during the window by the server process (HTTP) or by
+     * this process (direct: the runs and the client threads); NaN where {@code /proc} cannot tell.
+     */
+    record Phase(String path, Scenario scenario, Boolean batching, LoadDriver.Result result, ServerStats server,
+                 double cpuSeconds) {
+        /** CPU milliseconds per recorded request. */
+        double cpuMsPerRequest() {
+            int n = result.latencies().count();
+            return n > 0 ? cpuSeconds / n * 1e3 : Double.NaN;
+        }
     }
 
     /** One server run: start-to-ready, memory at ready and after the load. */
@@ -270,9 +280,11 @@ public final class LoadTest {
             for (Scenario sc : Scenario.values()) {
                 for (int n : s.clients()) {
                     progress("direct " + sc.pkg + " N=" + n);
+                    Path self = Path.of("/proc/self/stat");
+                    double[] cpu = {Double.NaN};
                     LoadDriver.Result r = LoadDriver.run(n, s.warmup(), s.measure(), s.maxRequests(),
-                            c -> directCall(direct.get(sc), sc, c));
-                    phases.add(new Phase("direct", sc, null, r, null));
+                            c -> directCall(direct.get(sc), sc, c), () -> cpu[0] = ServerProcess.cpuSeconds(self));
+                    phases.add(new Phase("direct", sc, null, r, null, ServerProcess.cpuSeconds(self) - cpu[0]));
                 }
             }
             for (boolean batching : new boolean[] {false, true}) {
@@ -294,9 +306,14 @@ public final class LoadTest {
                         for (int n : s.clients()) {
                             progress("HTTP " + sc.pkg + " N=" + n + " batching " + (batching ? "on" : "off"));
                             ServerStats[] before = new ServerStats[1];
+                            double[] cpu = {Double.NaN};
                             LoadDriver.Result r = LoadDriver.run(n, s.warmup(), s.measure(), s.maxRequests(),
-                                    c -> httpCall(server.uri(), sc, c), () -> before[0] = scrapeUnchecked(server.uri(), sc.pkg));
-                            phases.add(new Phase("HTTP", sc, batching, r, scrape(server.uri(), sc.pkg).minus(before[0])));
+                                    c -> httpCall(server.uri(), sc, c), () -> {
+                                        cpu[0] = server.cpuSeconds();
+                                        before[0] = scrapeUnchecked(server.uri(), sc.pkg);
+                                    });
+                            double used = server.cpuSeconds() - cpu[0];
+                            phases.add(new Phase("HTTP", sc, batching, r, scrape(server.uri(), sc.pkg).minus(before[0]), used));
                         }
                     }
                     servers.add(new ServerRun(batching, server.readySeconds(), atReady, server.memory()));

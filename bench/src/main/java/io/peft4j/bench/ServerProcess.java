@@ -112,6 +112,26 @@ public final class ServerProcess implements AutoCloseable {
         return memory(Path.of("/proc", Long.toString(process.pid()), "status"));
     }
 
+    /** CPU seconds the process has used (all its threads, user and system), or NaN where {@code /proc} cannot tell. */
+    public double cpuSeconds() {
+        return cpuSeconds(Path.of("/proc", Long.toString(process.pid()), "stat"));
+    }
+
+    /**
+     * {@code utime + stime} of a {@code /proc/PID/stat} file in seconds (clock ticks of 1/100 s, Linux's
+     * {@code USER_HZ}), or NaN when absent or unreadable.
+     */
+    static double cpuSeconds(Path stat) {
+        try {
+            String text = Files.readString(stat, StandardCharsets.UTF_8);
+            // the command name (field 2) is in parentheses and may hold spaces: fields 3.. follow the last ')'
+            String[] f = text.substring(text.lastIndexOf(')') + 2).trim().split("\\s+");
+            return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0;
+        } catch (IOException | RuntimeException e) {
+            return Double.NaN;
+        }
+    }
+
     /** {@code VmRSS} and {@code VmHWM} of a {@code /proc/PID/status} file, or null when absent or unreadable. */
     static Memory memory(Path status) {
         try {

@@ -59,6 +59,11 @@ class LoadTestTest {
                 assertTrue(p.server().rowsPerPass() >= 1, p.toString());
             }
         }
+        if (Files.isRegularFile(Path.of("/proc/self/stat"))) {
+            assertTrue(r.phases().stream().allMatch(p -> p.cpuSeconds() >= 0), "CPU time from /proc never runs backwards");
+            assertTrue(r.phases().stream().filter(p -> p.path().equals("HTTP")).mapToDouble(LoadTest.Phase::cpuSeconds).sum() > 0,
+                    "the server used CPU time");
+        }
         assertTrue(r.overhead().http().count() > 0 && r.overhead().direct().count() > 0);
         assertTrue(r.maxCheckError() < 1e-4);
         assertEquals(2, r.servers().size());
@@ -143,6 +148,10 @@ class LoadTestTest {
         Files.writeString(status, "Name:\tjava\nVmRSS:\t 12 kB\n");
         assertNull(ServerProcess.memory(status), "no VmHWM: unknown, not a guess");
         assertNull(ServerProcess.memory(tmp.resolve("missing")));
+        Path stat = tmp.resolve("stat");
+        Files.writeString(stat, "4242 (java (serve) x) S 1 4242 4242 0 -1 4194560 91 0 0 0 250 75 0 0 20 0 40 0 123 456 789\n");
+        assertEquals(3.25, ServerProcess.cpuSeconds(stat), 1e-12, "utime + stime after the last ')', at 100 ticks a second");
+        assertTrue(Double.isNaN(ServerProcess.cpuSeconds(tmp.resolve("missing"))));
     }
 
     @Test
