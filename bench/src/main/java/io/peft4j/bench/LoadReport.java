@@ -38,13 +38,15 @@ final class LoadReport {
                 r.codec().bodyBytes() / 1024.0));
         md.append("- **Server:** `peft4j serve --threads ").append(s.threads())
                 .append("` as its own process (JVM options: ").append(s.serverJvm().isEmpty() ? "the defaults" : "`"
-                        + String.join(" ", s.serverJvm()) + "`").append("), on loopback; *batching on* adds `--batching` "
+                        + String.join(" ", s.serverJvm()) + "`").append(s.spinning() ? "" : "; `peft4j.spinning=false`: ONNX "
+                        + "Runtime's threads do not spin, here and in the direct baseline").append("), on loopback; *batching on* adds `--batching` "
                         + "(at most 32 rows, 2 ms delay; the defaults); 2 workers per model.\n");
         md.append(String.format(Locale.ROOT, "- **Clients:** closed loop, N threads of one `java.net.http.HttpClient` (HTTP/1.1), "
-                + "each sending its next request when the previous one has answered; %s s warm-up, then %s s measured per phase "
+                + "each sending its next request when the previous one has answered; after each server start %s s of requests "
+                + "to both packages (its JIT compiler's warm-up), then per phase %s s warm-up and %s s measured "
                 + "(at most %,d requests). *side*: every request with `parameters.adapter` = `a`; *multi*: `a` and `b` "
                 + "alternating. A request counts when it answers 200; anything else is an error.%n",
-                secs(s.warmup().toMillis()), secs(s.measure().toMillis()), s.maxRequests()));
+                secs(s.serverWarmup().toMillis()), secs(s.warmup().toMillis()), secs(s.measure().toMillis()), s.maxRequests()));
         md.append("- **Direct:** the same inputs and adapters through `OrtBackend` (`devices`) in the load driver's JVM, "
                 + s.threads() + " intra-op threads, same clients: the baseline, in the same run.\n");
         md.append(String.format(Locale.ROOT, "- **Checked first:** every package and adapter answers over HTTP what `OrtBackend` "

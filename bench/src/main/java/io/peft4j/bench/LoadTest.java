@@ -58,7 +58,7 @@ import java.util.function.IntFunction;
  * reported, never retried.
  *
  * <pre>LoadTest --work DIR --out FILE [--docs docs/BENCHMARKS.md] [--quick] [--clients 1,4,16]
- *          [--seconds T] [--warmup W] [--max-requests M] [--threads N] [--server-jvm "OPTS"]</pre>
+ *          [--seconds T] [--warmup W] [--server-warmup S] [--max-requests M] [--threads N] [--no-spin] [--server-jvm "OPTS"]</pre>
  */
 public final class LoadTest {
 
@@ -81,15 +81,21 @@ public final class LoadTest {
      * @param multi        the multi package of the same adapters
      * @param clients      the client counts, each a phase
      * @param warmup       unrecorded time before each phase
+     * @param serverWarmup unrecorded requests to both packages (both adapters) right after each server
+     *                     start, so that its JIT compiler has done most of its work before the first phase
      * @param measure      the measurement window of each phase
      * @param maxRequests  the most requests recorded per phase
      * @param threads      ONNX Runtime intra-op threads, in the server and in the direct baseline
+     * @param spinning     whether ONNX Runtime's threads spin while waiting, in the server ({@code peft4j.spinning})
+     *                     and in the direct baseline
      * @param classpath    the classpath {@code peft4j serve} runs from
      * @param serverJvm    JVM options of the server process
      * @param logDir       where the server's output goes
      */
-    public record Settings(String label, Path side, Path multi, List<Integer> clients, Duration warmup, Duration measure,
-                           int maxRequests, int threads, String classpath, List<String> serverJvm, Path logDir) {
+    public record Settings(String label, Path side, Path multi, List<Integer> clients, Duration warmup, Duration serverWarmup,
+                           Duration measure,
+                           int maxRequests, int threads, boolean spinning, String classpath, List<String> serverJvm,
+                           Path logDir) {
         public Settings {
             clients = List.copyOf(clients);
             serverJvm = List.copyOf(serverJvm);
@@ -102,8 +108,8 @@ public final class LoadTest {
             if (threads < 1 || threads > 256) {
                 throw Peft4jException.invalid("--threads must be 1..256, got " + threads);
             }
-            if (measure.isZero() || measure.isNegative() || warmup.isNegative()) {
-                throw Peft4jException.invalid("--seconds must be positive and --warmup not negative");
+            if (measure.isZero() || measure.isNegative() || warmup.isNegative() || serverWarmup.isNegative()) {
+                throw Peft4jException.invalid("--seconds must be positive, --warmup and --server-warmup not negative");
             }
         }
     }
@@ -175,11 +181,11 @@ public final class LoadTest {
     }
 
     /** Everything one run measured. */
-    record Results(Settings settings, List<Phase> phases, List<ServerRun> servers, Overhead overhead, Codec codec,
+    record Results(Settings settings, List<Phase> phases, List<ServerRun> servers, Overhead overhead, Codec codec, int warmupErrors,
                    String loadBefore, String loadAfter, double wallSeconds, ZonedDateTime date, String inputShape,
                    double maxCheckError) {
         int errors() {
-            int e = overhead.errors();
+            int e = overhead.errors() + warmupErrors;
             for (Phase p : phases) {
                 e += p.result().errors();
             }
@@ -270,8 +276,13 @@ public final class LoadTest {
         List<Phase> phases = new ArrayList<>();
         List<ServerRun> servers = new ArrayList<>();
         Overhead overhead = null;
+        int warmupErrors = 0;
         Codec codec;
-        OrtBackend.Options ortOptions = new OrtBackend.Options(s.threads(), 1);
+        OrtBackend.Options ortOptions = new OrtBackend.Options(s.threads(), 1, s.spinning());
+        List<String> jvm = new ArrayList<>(s.serverJvm());
+        if (!s.spinning()) {
+            jvm.add("-Dpeft4j.spinning=false");
+        }
         try (OrtBackend side = OrtBackend.open(s.side(), ortOptions);
              OrtBackend multi = OrtBackend.open(s.multi(), ortOptions)) {
             makeInputs(side);
@@ -294,10 +305,12 @@ public final class LoadTest {
                 }
                 Path log = s.logDir().resolve("serve-" + (batching ? "batching" : "no-batching") + ".log");
                 progress("starting peft4j serve" + (batching ? " --batching" : ""));
-                try (ServerProcess server = ServerProcess.start(s.classpath(), s.serverJvm(), s.side().getParent(), args, log,
+                try (ServerProcess server = ServerProcess.start(s.classpath(), jvm, s.side().getParent(), args, log,
                         Duration.ofMinutes(3))) {
                     ServerProcess.Memory atReady = server.memory();
                     check(server.uri(), direct);
+                    progress("warming the server up for " + s.serverWarmup().toMillis() + " ms");
+                    warmupErrors += warmUp(server.uri());
                     if (!batching) {
                         progress("HTTP vs direct, alternating, N=1");
                         overhead = overhead(server.uri(), side);
@@ -320,7 +333,7 @@ public final class LoadTest {
                 }
             }
         }
-        return new Results(s, phases, servers, overhead, codec, loadBefore, Machine.load(), (System.nanoTime() - t0) / 1e9,
+        return new Results(s, phases, servers, overhead, codec, warmupErrors, loadBefore, Machine.load(), (System.nanoTime() - t0) / 1e9,
                 date, inputShape, maxCheckError);
     }
 
@@ -492,6 +505,20 @@ public final class LoadTest {
         return new Overhead(h, d, errors, first);
     }
 
+    /** Requests to both packages, both adapters, one client each, for the server warm-up; returns the failures. */
+    private int warmUp(URI server) throws InterruptedException {
+        if (s.serverWarmup().isZero()) {
+            return 0;
+        }
+        Scenario[] scenarios = Scenario.values();
+        LoadDriver.Result r = LoadDriver.run(scenarios.length, s.serverWarmup(), Duration.ofMillis(1), 1,
+                c -> httpCall(server, scenarios[c], c));
+        if (r.firstError() != null) {
+            System.err.println("load: warm-up failure: " + r.firstError());
+        }
+        return r.errors();
+    }
+
     /** {@link InferCodec} alone on the one-row request and its response: the server's JSON work, timed in this JVM. */
     private Codec codec(InferenceBackend side) {
         byte[] body = bodies.get("0/a");
@@ -576,13 +603,15 @@ public final class LoadTest {
         List<Integer> clients = null;
         Double seconds = null;
         Double warmup = null;
+        Double serverWarmup = null;
         Integer maxRequests = null;
         int threads = Bench.THREADS;
+        boolean spinning = true;
         List<String> serverJvm = List.of();
         try {
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
-                if (!a.equals("--quick") && i + 1 >= args.length) {
+                if (!a.equals("--quick") && !a.equals("--no-spin") && i + 1 >= args.length) {
                     throw Peft4jException.invalid(a + " needs a value");
                 }
                 switch (a) {
@@ -590,9 +619,11 @@ public final class LoadTest {
                     case "--out" -> out = Path.of(args[++i]);
                     case "--docs" -> docs = Path.of(args[++i]);
                     case "--quick" -> quick = true;
+                    case "--no-spin" -> spinning = false;
                     case "--clients" -> clients = Arrays.stream(args[++i].split(",")).map(String::trim).map(Integer::valueOf).toList();
                     case "--seconds" -> seconds = Double.valueOf(args[++i]);
                     case "--warmup" -> warmup = Double.valueOf(args[++i]);
+                    case "--server-warmup" -> serverWarmup = Double.valueOf(args[++i]);
                     case "--max-requests" -> maxRequests = Integer.valueOf(args[++i]);
                     case "--threads" -> threads = Integer.parseInt(args[++i]);
                     case "--server-jvm" -> serverJvm = Arrays.stream(args[++i].trim().split("\\s+")).filter(x -> !x.isEmpty()).toList();
@@ -609,7 +640,7 @@ public final class LoadTest {
         } catch (Peft4jException e) {
             System.err.println("load: error: " + e.getMessage());
             System.err.println("usage: LoadTest --work DIR --out FILE [--docs docs/BENCHMARKS.md] [--quick] [--clients 1,4,16] "
-                    + "[--seconds T] [--warmup W] [--max-requests M] [--threads N] [--server-jvm \"OPTS\"]");
+                    + "[--seconds T] [--warmup W] [--server-warmup S] [--max-requests M] [--threads N] [--no-spin] [--server-jvm \"OPTS\"]");
             System.exit(2);
             return;
         }
@@ -617,8 +648,9 @@ public final class LoadTest {
             Path repo = resnet18Repo(work);
             Settings s = new Settings("resnet18", repo.resolve("side"), repo.resolve("multi"),
                     clients != null ? clients : quick ? List.of(1, 4) : List.of(1, 4, 16),
-                    seconds(warmup != null ? warmup : quick ? 1 : 3), seconds(seconds != null ? seconds : quick ? 2 : 10),
-                    maxRequests != null ? maxRequests : quick ? 2_000 : 50_000, threads, System.getProperty("java.class.path"),
+                    seconds(warmup != null ? warmup : quick ? 1 : 3),
+                    seconds(serverWarmup != null ? serverWarmup : quick ? 3 : 15), seconds(seconds != null ? seconds : quick ? 2 : 10),
+                    maxRequests != null ? maxRequests : quick ? 2_000 : 50_000, threads, spinning, System.getProperty("java.class.path"),
                     serverJvm, work.resolve("load-test"));
             Results r = run(s);
             String command = System.getProperty("peft4j.command", "LoadTest " + String.join(" ", args));

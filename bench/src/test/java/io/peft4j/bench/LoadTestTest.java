@@ -39,7 +39,7 @@ class LoadTestTest {
         LoadTest.exportPackages(baseFile, adapters, repo);
 
         LoadTest.Settings s = new LoadTest.Settings("tiny_cnn", repo.resolve("side"), repo.resolve("multi"), List.of(1, 3),
-                Duration.ofMillis(200), Duration.ofMillis(600), 400, 1, System.getProperty("java.class.path"),
+                Duration.ofMillis(200), Duration.ofMillis(300), Duration.ofMillis(600), 400, 1, true, System.getProperty("java.class.path"),
                 List.of("-Xmx256m"), tmp.resolve("logs"));
         LoadTest.Results r = LoadTest.run(s);
 
@@ -95,10 +95,10 @@ class LoadTestTest {
     void badSettingsAndPackagesAreRefusedWithTheirReason(@TempDir Path tmp) {
         Path p = tmp.resolve("x");
         Peft4jException clients = assertThrows(Peft4jException.class, () -> new LoadTest.Settings("m", p, p, List.of(0), Duration.ZERO,
-                Duration.ofSeconds(1), 10, 1, "", List.of(), tmp));
+                Duration.ZERO, Duration.ofSeconds(1), 10, 1, true, "", List.of(), tmp));
         assertTrue(clients.getMessage().contains("--clients"), clients.getMessage());
         Peft4jException measure = assertThrows(Peft4jException.class, () -> new LoadTest.Settings("m", p, p, List.of(1), Duration.ZERO,
-                Duration.ZERO, 10, 1, "", List.of(), tmp));
+                Duration.ZERO, Duration.ZERO, 10, 1, true, "", List.of(), tmp));
         assertTrue(measure.getMessage().contains("--seconds"), measure.getMessage());
         Model base = TinyModels.cnn(3);
         AdapterBundle one = TestAdapters.random(base, AdapterConfig.lora(2, 4, List.of("fc1")), 1, 0.3);

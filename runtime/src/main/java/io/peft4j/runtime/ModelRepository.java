@@ -63,7 +63,7 @@ public final class ModelRepository implements AutoCloseable {
         } catch (IOException e) {
             throw new Peft4jException(ErrorCode.IO, "cannot read the model repository " + root + ": " + e.getMessage(), e);
         }
-        this.options = new OrtBackend.Options(config.threads(), 1);
+        this.options = new OrtBackend.Options(config.threads(), 1, config.spinning());
         for (String name : scan()) {
             try {
                 load(name);

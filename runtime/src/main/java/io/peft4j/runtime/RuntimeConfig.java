@@ -20,13 +20,16 @@ import io.peft4j.core.Peft4jException;
  * @param threads           ONNX Runtime intra-op threads per model
  * @param maxUploadBytes    the most an adapter upload (both files together) may hold
  * @param maxBatchRows      the most rows one inference request may carry
+ * @param spinning          whether ONNX Runtime's worker threads spin while they wait for work (its
+ *                          default); off, they sleep and leave the cores to the request threads
  */
 @ConfigurationProperties("peft4j")
 public record RuntimeConfig(@Nullable String repo,
                             @Nullable String token,
                             @Bindable(defaultValue = "2") int threads,
                             @Bindable(defaultValue = "67108864") long maxUploadBytes,
-                            @Bindable(defaultValue = "1024") int maxBatchRows) {
+                            @Bindable(defaultValue = "1024") int maxBatchRows,
+                            @Bindable(defaultValue = "true") boolean spinning) {
 
     public RuntimeConfig {
         if (repo == null || repo.isBlank()) {

@@ -70,13 +70,21 @@ public final class OrtBackend implements InferenceBackend {
      *
      * @param intraOpThreads threads one run may use (ONNX Runtime's intra-op pool)
      * @param interOpThreads threads for parallel graph branches (1: sequential)
+     * @param spinning       whether the pool's threads spin while they wait for work (ONNX Runtime's
+     *                       default, {@code session.intra_op.allow_spinning}); off, they sleep at
+     *                       once and leave the cores to other threads (a server's request threads)
      */
-    public record Options(int intraOpThreads, int interOpThreads) {
+    public record Options(int intraOpThreads, int interOpThreads, boolean spinning) {
         public Options {
             if (intraOpThreads < 1 || interOpThreads < 1) {
                 throw Peft4jException.invalid("threads must be at least 1, got intra-op " + intraOpThreads + ", inter-op "
                         + interOpThreads);
             }
+        }
+
+        /** Threads as given; the pool's threads spin while waiting (ONNX Runtime's default). */
+        public Options(int intraOpThreads, int interOpThreads) {
+            this(intraOpThreads, interOpThreads, true);
         }
 
         /** Up to 4 intra-op threads, sequential graph execution. */
@@ -113,6 +121,8 @@ public final class OrtBackend implements InferenceBackend {
             so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
             so.setIntraOpNumThreads(o.intraOpThreads());
             so.setInterOpNumThreads(o.interOpThreads());
+            so.addConfigEntry("session.intra_op.allow_spinning", o.spinning() ? "1" : "0");
+            so.addConfigEntry("session.inter_op.allow_spinning", o.spinning() ? "1" : "0");
             this.session = env.createSession(modelFile.toAbsolutePath().toString(), so);
         } catch (OrtException e) {
             throw new Peft4jException(ErrorCode.MALFORMED, "ONNX Runtime cannot load " + modelFile + ": " + e.getMessage(), e);
