@@ -38,6 +38,11 @@ public final class Latencies {
         return this;
     }
 
+    /** A copy of the recorded latencies (in nanoseconds). */
+    public long[] values() {
+        return Arrays.copyOf(nanos, size);
+    }
+
     public int count() {
         return size;
     }

@@ -78,6 +78,27 @@ class LatenciesTest {
     }
 
     @Test
+    void theOverheadIntervalCoversAKnownShiftAndTheVerdictFollowsIt() {
+        Latencies http = new Latencies();
+        Latencies direct = new Latencies();
+        Random r = new Random(9);
+        for (int i = 0; i < 400; i++) {
+            long base = 10_000_000 + (long) (r.nextGaussian() * 500_000);
+            direct.add(base);
+            http.add(base + 1_500_000 + (long) (r.nextGaussian() * 500_000));
+        }
+        LoadTest.Overhead o = new LoadTest.Overhead(http, direct, 0, null);
+        double[] ci = o.diffIntervalMs(1000, 3);
+        assertTrue(ci[0] <= o.diffMs() && o.diffMs() <= ci[1], ci[0] + " .. " + ci[1]);
+        assertTrue(ci[0] > 1.0 && ci[1] < 2.0, "the interval is around the 1.5 ms shift: " + ci[0] + " .. " + ci[1]);
+        assertEquals("PASS", LoadReport.verdict(o.diffMs(), ci, 2.0, false));
+        assertEquals("PASS (busy machine)", LoadReport.verdict(o.diffMs(), ci, 2.0, true));
+        assertEquals("MISS", LoadReport.verdict(o.diffMs(), ci, 0.5, false));
+        assertEquals("PASS (within error)", LoadReport.verdict(1.9, new double[] {1.5, 2.3}, 2.0, false));
+        assertEquals("MISS (within error, busy machine)", LoadReport.verdict(2.1, new double[] {1.5, 2.3}, 2.0, true));
+    }
+
+    @Test
     void refusesWhatHasNoAnswer() {
         Latencies l = new Latencies();
         assertThrows(IllegalStateException.class, () -> l.percentile(0.5));
