@@ -66,7 +66,14 @@ public final class Machine {
 
     static String onnxRuntime() {
         try {
-            return OrtSupport.env().getVersion() + " (CPU execution provider; providers available: "
+            OrtEnvironment env;
+            try {
+                env = OrtSupport.env();
+            } catch (IllegalStateException otherEnvironment) {
+                // the process made ONNX Runtime's environment itself (the load test's OrtBackend)
+                env = OrtEnvironment.getEnvironment();
+            }
+            return env.getVersion() + " (CPU execution provider; providers available: "
                     + OrtEnvironment.getAvailableProviders() + ")";
         } catch (RuntimeException | LinkageError e) {
             return "unknown (" + e.getMessage() + ")";

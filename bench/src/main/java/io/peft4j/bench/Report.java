@@ -534,7 +534,7 @@ public final class Report {
             double wall = opt.containsKey("--wall-seconds") ? Double.parseDouble(opt.get("--wall-seconds")) : 0;
             Context ctx = new Context(opt.getOrDefault("--command", "bench/run"), ZonedDateTime.now(ZoneOffset.UTC), wall,
                     opt.get("--load-before"), Machine.describe(), notes, graphs(Fixtures.workDir()));
-            String md = keepTrainingQuality(out, render(rs, ctx));
+            String md = keepMarkedSections(out, render(rs, ctx));
             write(out, md);
             System.out.print(summary(rs));
             System.err.println("bench: wrote " + out);
@@ -557,21 +557,15 @@ public final class Report {
     }
 
     /**
-     * The training-quality section ({@link TrainQuality}, measured by its own command) of the file
-     * being replaced, carried over to the end of the new text.
+     * The sections other commands measure ({@link MarkedSections}: {@link TrainQuality}'s training
+     * quality, {@link LoadTest}'s serving load) of the file being replaced, carried over to the end
+     * of the new text.
      */
-    static String keepTrainingQuality(Path out, String md) throws IOException {
+    static String keepMarkedSections(Path out, String md) throws IOException {
         if (!Files.exists(out)) {
             return md;
         }
-        String old = Files.readString(out, StandardCharsets.UTF_8);
-        int b = old.indexOf(TrainQuality.MARKER);
-        int last = old.lastIndexOf(TrainQuality.MARKER);
-        int e = last < 0 ? -1 : old.indexOf("-->", last);
-        if (b < 0 || e < b) {
-            return md;
-        }
-        return md.stripTrailing() + "\n\n" + old.substring(b, e + 3) + "\n";
+        return MarkedSections.carryOver(Files.readString(out, StandardCharsets.UTF_8), md);
     }
 
     static void write(Path out, String text) throws IOException {

@@ -300,15 +300,7 @@ public final class TrainQuality {
 
     /** Replaces the section {@code key} of {@code docs} with {@code md} (appends it, marked, when there is none). */
     static void splice(Path docs, String key, String md) throws IOException {
-        String text = Files.exists(docs) ? Files.readString(docs, StandardCharsets.UTF_8) : "";
-        String begin = MARKER + key + ":begin -->";
-        String end = MARKER + key + ":end -->";
-        String block = begin + "\n" + md.strip() + "\n" + end;
-        int b = text.indexOf(begin);
-        int e = text.indexOf(end);
-        String updated = b >= 0 && e > b ? text.substring(0, b) + block + text.substring(e + end.length())
-                : text.stripTrailing() + "\n\n" + block + "\n";
-        Report.write(docs, updated);
+        MarkedSections.splice(docs, MARKER, key, md);
     }
 
     /** A view with the examples of some classes only, relabelled 0..k-1; or the first n examples. */

@@ -26,6 +26,8 @@ import io.peft4j.core.Peft4jException;
  *                          (only with {@code device})
  * @param deviceRoot        the filesystem root detection reads ({@code /} when absent; a copy of
  *                          another machine's {@code /proc} and {@code /etc} for tests)
+ * @param spinning          whether ONNX Runtime's worker threads spin while they wait for work (its
+ *                          default); off, they sleep and leave the cores to the request threads
  */
 @ConfigurationProperties("peft4j")
 public record RuntimeConfig(@Nullable String repo,
@@ -35,7 +37,8 @@ public record RuntimeConfig(@Nullable String repo,
                             @Bindable(defaultValue = "1024") int maxBatchRows,
                             @Nullable String device,
                             @Nullable String profiles,
-                            @Nullable String deviceRoot) {
+                            @Nullable String deviceRoot,
+                            @Bindable(defaultValue = "true") boolean spinning) {
 
     public RuntimeConfig {
         if (repo == null || repo.isBlank()) {

@@ -27,6 +27,10 @@ class ConfigAndBindTest {
             assertEquals(3, c.threads());
             assertEquals(67108864L, c.maxUploadBytes(), "application.yml's default");
             assertEquals(1024, c.maxBatchRows());
+            assertTrue(c.spinning(), "ONNX Runtime's threads spin by default");
+        }
+        try (ApplicationContext ctx = ApplicationContext.run(Map.of("peft4j.repo", repo.toString(), "peft4j.spinning", "false"))) {
+            assertFalse(ctx.getBean(RuntimeConfig.class).spinning());
         }
         try (ApplicationContext ctx = ApplicationContext.run(Map.of("peft4j.repo", repo.toString(), "peft4j.token", " "))) {
             assertNull(ctx.getBean(RuntimeConfig.class).token(), "a blank token is none");

@@ -71,10 +71,13 @@ public final class OrtBackend implements InferenceBackend {
      *
      * @param intraOpThreads threads one run may use (ONNX Runtime's intra-op pool)
      * @param interOpThreads threads for parallel graph branches (1: sequential)
+     * @param spinning       whether the pool's threads spin while they wait for work (ONNX Runtime's
+     *                       default, {@code session.intra_op.allow_spinning}); off, they sleep at
+     *                       once and leave the cores to other threads (a server's request threads)
      * @param gpu            an ONNX Runtime GPU execution provider to run on (nodes it cannot take
      *                       fall back to the CPU provider), or null for the CPU only
      */
-    public record Options(int intraOpThreads, int interOpThreads, GpuProvider gpu) {
+    public record Options(int intraOpThreads, int interOpThreads, boolean spinning, GpuProvider gpu) {
         public Options {
             if (intraOpThreads < 1 || interOpThreads < 1) {
                 throw Peft4jException.invalid("threads must be at least 1, got intra-op " + intraOpThreads + ", inter-op "
@@ -82,9 +85,14 @@ public final class OrtBackend implements InferenceBackend {
             }
         }
 
-        /** CPU only. */
+        /** Threads as given; the pool's threads spin while waiting (ONNX Runtime's default); CPU only. */
         public Options(int intraOpThreads, int interOpThreads) {
-            this(intraOpThreads, interOpThreads, null);
+            this(intraOpThreads, interOpThreads, true, null);
+        }
+
+        /** CPU only. */
+        public Options(int intraOpThreads, int interOpThreads, boolean spinning) {
+            this(intraOpThreads, interOpThreads, spinning, null);
         }
 
         /** Up to 4 intra-op threads, sequential graph execution. */
@@ -147,6 +155,8 @@ public final class OrtBackend implements InferenceBackend {
             so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
             so.setIntraOpNumThreads(o.intraOpThreads());
             so.setInterOpNumThreads(o.interOpThreads());
+            so.addConfigEntry("session.intra_op.allow_spinning", o.spinning() ? "1" : "0");
+            so.addConfigEntry("session.inter_op.allow_spinning", o.spinning() ? "1" : "0");
             if (o.gpu() != null) {
                 GpuProviders.add(so, o.gpu(), modelFile);
             }

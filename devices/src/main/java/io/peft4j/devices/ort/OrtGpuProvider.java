@@ -43,7 +43,7 @@ public abstract class OrtGpuProvider implements BackendProvider {
 
     @Override
     public InferenceBackend open(Path modelOrPackage, DeviceProfile profile, int threads) {
-        return OrtBackend.open(modelOrPackage, new OrtBackend.Options(threads > 0 ? threads : profile.threads(), 1,
+        return OrtBackend.open(modelOrPackage, new OrtBackend.Options(threads > 0 ? threads : profile.threads(), 1, true,
                 gpu(profile)));
     }
 

@@ -48,7 +48,7 @@ class GpuProvidersTest {
         Path model = tmp.resolve("m.onnx");
         OnnxIO.write(TinyModels.cnn(1), model);
         for (String kind : new String[] {"cuda", "tensorrt"}) {
-            OrtBackend.Options o = new OrtBackend.Options(1, 1, new OrtBackend.GpuProvider(kind, 0, true, tmp, 1 << 20, 8));
+            OrtBackend.Options o = new OrtBackend.Options(1, 1, true, new OrtBackend.GpuProvider(kind, 0, true, tmp, 1 << 20, 8));
             Peft4jException e = assertThrows(Peft4jException.class, () -> OrtBackend.open(model, o));
             assertEquals(Peft4jException.ErrorCode.UNSUPPORTED, e.code());
             assertTrue(e.getMessage().contains("-Pgpu"), e.getMessage());

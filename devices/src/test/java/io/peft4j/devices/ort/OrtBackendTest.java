@@ -137,6 +137,15 @@ class OrtBackendTest {
     }
 
     @Test
+    void threadsThatSleepInsteadOfSpinningComputeTheSame() {
+        assertTrue(new OrtBackend.Options(2, 1).spinning(), "ONNX Runtime's default unless told otherwise");
+        try (OrtBackend be = OrtBackend.open(tmp.resolve("side"), new OrtBackend.Options(2, 1, false))) {
+            assertClose(TestPackages.reference(base, a, x), logits(be, "a"), "adapter a, no spinning");
+            assertClose(TestPackages.reference(base, null, x), logits(be, null), "base, no spinning");
+        }
+    }
+
+    @Test
     void registrationRefusesWhatDoesNotFit() {
         Model other = TinyModels.cnn(2);
         AdapterBundle foreign = TestAdapters.random(other, AdapterConfig.lora(2, 4, TARGETS), 1, 0.3);
