@@ -109,7 +109,11 @@ for _ in $(seq 1 600); do
 done
 [ -n "$url" ] || { cat "$work/serve.log" >&2; echo "run.sh: the server did not start in 2 minutes" >&2; exit 1; }
 url="${url%/}"
-until curl -sf "$url/v2/health/ready" >/dev/null; do sleep 0.2; done
+for i in $(seq 1 300); do
+  curl -sf "$url/v2/health/ready" >/dev/null && break
+  [ "$i" -lt 300 ] || { cat "$work/serve.log" >&2; echo "run.sh: the server is not ready after a minute" >&2; exit 1; }
+  sleep 0.2
+done
 echo "serving $work/repo at $url"
 
 # show NAME CURL-ARGS...: prints the command (the token and the work folder shortened), runs it,
