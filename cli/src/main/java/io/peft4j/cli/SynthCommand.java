@@ -22,7 +22,9 @@ import java.util.concurrent.Callable;
  * {@code peft4j synth --line LINE --out DIR ...}: deterministic synthetic surface-defect images as
  * PNG class folders ({@link SyntheticDefects}), and {@code --write-untrained-model FILE}: the
  * quickstart's base architecture with seeded, untrained weights, the starting point of
- * {@code samples/quickstart/make-base-model.sh}.
+ * {@code samples/quickstart/make-base-model.sh}; {@code --write-base-model FILE}: the quickstart's
+ * trained base model itself (the one {@code peft4j quickstart} starts from), with its labels in
+ * {@code FILE}'s metadata, for scripts such as {@code samples/multi-adapter-serving/run.sh}.
  */
 @Command(name = "synth",
         header = "Generate synthetic surface-defect images (PNG class folders) for a production line.",
@@ -47,6 +49,8 @@ import java.util.concurrent.Callable;
             "--write-untrained-model FILE writes the quickstart's base architecture (a small CNN for 1x32x32 images",
             "and these 5 classes) with seeded untrained weights instead: samples/quickstart/make-base-model.sh",
             "trains it on metal images with 'peft4j train --method full'.",
+            "--write-base-model FILE writes the trained base model that 'peft4j quickstart' starts from (trained on",
+            "metal images; its labels are the classes above, in that order).",
             "",
             "Example: peft4j synth --line metal --out data/metal-train --per-class 500"},
         mixinStandardHelpOptions = true, sortOptions = false)
@@ -85,14 +89,26 @@ public final class SynthCommand implements Callable<Integer> {
             description = "Write the quickstart's base architecture with untrained weights instead of images.")
     private Path untrainedModel;
 
+    @Option(names = "--write-base-model", paramLabel = "FILE.onnx",
+            description = "Write the quickstart's trained base model (what 'peft4j quickstart' starts from) instead of images.")
+    private Path baseModel;
+
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
-        if (untrainedModel != null) {
+        if (untrainedModel != null && baseModel != null) {
+            throw Peft4jException.invalid("give either --write-untrained-model FILE or --write-base-model FILE, not both");
+        }
+        if (untrainedModel != null || baseModel != null) {
             if (line != null || out != null) {
-                throw Peft4jException.invalid("give either --line and --out (images) or --write-untrained-model FILE, not both");
+                throw Peft4jException.invalid("give either --line and --out (images) or --write-"
+                        + (untrainedModel != null ? "untrained" : "base") + "-model FILE, not both");
             }
-            writeUntrained(o);
+            if (untrainedModel != null) {
+                writeUntrained(o);
+            } else {
+                writeBase(o);
+            }
             return 0;
         }
         if (line == null || out == null) {
@@ -116,18 +132,33 @@ public final class SynthCommand implements Callable<Integer> {
     }
 
     private void writeUntrained(PrintWriter o) {
-        if (Files.isDirectory(untrainedModel)) {
-            throw Peft4jException.invalid(untrainedModel + " is a folder; give the model's file name (FILE.onnx)");
-        }
-        Path parent = untrainedModel.toAbsolutePath().getParent();
-        if (!Files.isDirectory(parent)) {
-            throw new Peft4jException(Peft4jException.ErrorCode.IO, "folder not found: " + parent);
-        }
+        checkModelFile(untrainedModel);
         Model m = DefaultModel.build(seed);
         OnnxIO.write(m, untrainedModel, OnnxIO.WriteOptions.inline());
         o.printf(Locale.ROOT, "wrote %s: the quickstart's base architecture, untrained (seed %d), %s parameters, input image "
                 + "[batch,1,%d,%d], %d classes %s%n", untrainedModel, seed, Format.count(ModelInspection.of(m).parameters()),
                 DefaultModel.SIZE, DefaultModel.SIZE, DefaultModel.LABELS.size(), DefaultModel.LABELS);
         o.flush();
+    }
+
+    private void writeBase(PrintWriter o) {
+        checkModelFile(baseModel);
+        Model m = DefaultModel.trained();
+        OnnxIO.write(m, baseModel, OnnxIO.WriteOptions.inline());
+        o.printf(Locale.ROOT, "wrote %s: the quickstart's base model, trained on the metal line, %s parameters, input image "
+                + "[batch,1,%d,%d] (pixels scaled to [-1,1]), %d classes %s%n", baseModel,
+                Format.count(ModelInspection.of(m).parameters()), DefaultModel.SIZE, DefaultModel.SIZE,
+                DefaultModel.LABELS.size(), DefaultModel.LABELS);
+        o.flush();
+    }
+
+    private static void checkModelFile(Path file) {
+        if (Files.isDirectory(file)) {
+            throw Peft4jException.invalid(file + " is a folder; give the model's file name (FILE.onnx)");
+        }
+        Path parent = file.toAbsolutePath().getParent();
+        if (!Files.isDirectory(parent)) {
+            throw new Peft4jException(Peft4jException.ErrorCode.IO, "folder not found: " + parent);
+        }
     }
 }

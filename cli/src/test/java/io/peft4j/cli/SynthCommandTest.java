@@ -119,6 +119,25 @@ class SynthCommandTest {
         assertError(CliRun.of("synth", "--write-untrained-model", tmp.toString()), tmp + " is a folder; give the model's file name (FILE.onnx)");
     }
 
+    @Test
+    void writesTheTrainedBaseModel() {
+        Path m = tmp.resolve("base.onnx");
+        CliRun r = CliRun.of("synth", "--write-base-model", m.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("the quickstart's base model, trained on the metal line"), r.out());
+        assertTrue(r.out().contains("5 classes [crack, good, inclusion, scratch, spot]"), r.out());
+        OnnxChecker.check(m);
+        assertEquals(io.peft4j.core.adapter.BaseFingerprint.of(DefaultModel.trained()),
+                io.peft4j.core.adapter.BaseFingerprint.of(OnnxIO.read(m)), "the model in the resources");
+        assertError(CliRun.of("synth", "--write-base-model", tmp.toString()), tmp + " is a folder; give the model's file name (FILE.onnx)");
+        assertError(CliRun.of("synth", "--write-base-model", m.toString(), "--write-untrained-model", m.toString()),
+                "give either --write-untrained-model FILE or --write-base-model FILE, not both");
+        assertError(CliRun.of("synth", "--write-base-model", m.toString(), "--line", "metal"),
+                "give either --line and --out (images) or --write-base-model FILE, not both");
+        assertError(CliRun.of("synth", "--write-base-model", tmp.resolve("no/such/base.onnx").toString()),
+                "folder not found: " + tmp.resolve("no/such").toAbsolutePath());
+    }
+
     /**
      * The trained base model in the resources: small, its labels right, good on held-out metal images
      * and clearly worse on the other lines (what its adapters are for). The numbers are in
