@@ -38,10 +38,12 @@ public final class ClassifyController {
 
     private final ModelRepository repository;
     private final Gate gate;
+    private final RuntimeMetrics metrics;
 
-    public ClassifyController(ModelRepository repository, Gate gate) {
+    public ClassifyController(ModelRepository repository, Gate gate, RuntimeMetrics metrics) {
         this.repository = repository;
         this.gate = gate;
+        this.metrics = metrics;
     }
 
     @Post(consumes = {"image/jpeg", "image/png", "image/bmp", "image/gif", MediaType.APPLICATION_OCTET_STREAM})
@@ -71,9 +73,12 @@ public final class ClassifyController {
         if (image == null || image.length == 0) {
             throw ApiException.badRequest("no image: send the image bytes as the body, or a multipart part named 'image'");
         }
+        String modelTag = "unknown";
+        int status = 500;
         gate.enter();
         try {
             ModelScheduler s = repository.scheduler(model);
+            modelTag = model;
             Manifest m = s.backend().info().manifest().orElse(null);
             Manifest.Preprocessing pre = m == null ? null : m.preprocessing();
             if (pre == null) {
@@ -113,9 +118,19 @@ public final class ClassifyController {
             }
             out.put("labels", labels);
             out.put("latency_ms", (System.nanoTime() - t0) / 1e6);
+            status = 200;
             return out;
+        } catch (ApiException e) {
+            status = e.status().getCode();
+            throw e;
+        } catch (Peft4jException e) {
+            status = ErrorHandlers.status(e.code()).getCode();
+            throw e;
         } finally {
             gate.exit();
+            // the same request histogram as /infer: a camera's requests count like any other
+            String adapterTag = adapter == null ? "base" : status == 404 ? "unknown" : adapter;
+            metrics.request(modelTag, adapterTag, status, System.nanoTime() - t0);
         }
     }
 

@@ -174,5 +174,8 @@ class ServingFeaturesTest {
         assertEquals(400, noPre.status(), noPre.toString());
         assertTrue(noPre.error().contains("no image preprocessing"), noPre.error());
         assertArrayEquals(new long[] {1, 1, 8, 8}, x.shape());
+        String text = http.get("/metrics").raw().body();
+        assertTrue(metric(text, "peft4j_request_seconds_count", "adapter=\"b\",model=\"cls\",status=\"200\"") >= 1, text);
+        assertTrue(metric(text, "peft4j_request_seconds_count", "adapter=\"base\",model=\"cls\",status=\"400\"") >= 1, text);
     }
 }
