@@ -24,7 +24,7 @@ import io.peft4j.devices.InferenceBackend;
 import io.peft4j.devices.InferenceResult;
 import io.peft4j.devices.Inputs;
 import io.peft4j.devices.ModelInfo;
-import io.peft4j.devices.Rows;
+import io.peft4j.devices.Runs;
 import io.peft4j.devices.TensorSpec;
 
 import java.nio.file.Files;
@@ -459,39 +459,13 @@ public final class OrtBackend implements InferenceBackend {
     /** A side package's per-row selection: one run per distinct adapter, rows put back in place. */
     private Map<String, Tensor> runByAdapter(Map<String, Tensor> feeds, List<String> rows, List<Adapter> held,
                                              Map<String, Long> used, Set<String> wanted) {
-        Map<String, List<Integer>> groups = new LinkedHashMap<>();
-        for (int r = 0; r < rows.size(); r++) {
-            groups.computeIfAbsent(rows.get(r), k -> new ArrayList<>()).add(r);
-        }
         Map<String, OrtLoraAdapter> loras = new HashMap<>();
-        for (String a : groups.keySet()) {
+        for (String a : new LinkedHashSet<>(rows)) {
             if (a != null) {
                 loras.put(a, hold(a, held, used).lora);
             }
         }
-        if (groups.size() == 1) {
-            String a = groups.keySet().iterator().next();
-            return runOnce(feeds, a == null ? null : loras.get(a), wanted);
-        }
-        List<int[]> rowSets = new ArrayList<>();
-        List<Map<String, Tensor>> results = new ArrayList<>();
-        for (Map.Entry<String, List<Integer>> g : groups.entrySet()) {
-            int[] rs = g.getValue().stream().mapToInt(Integer::intValue).toArray();
-            Map<String, Tensor> part = new LinkedHashMap<>();
-            for (Map.Entry<String, Tensor> f : feeds.entrySet()) {
-                part.put(f.getKey(), Rows.gather(f.getValue(), rs));
-            }
-            rowSets.add(rs);
-            results.add(runOnce(part, g.getKey() == null ? null : loras.get(g.getKey()), wanted));
-        }
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        for (String name : results.get(0).keySet()) {
-            List<Tensor> parts = new ArrayList<>();
-            results.forEach(r -> parts.add(r.get(name)));
-            out.put(name, Rows.scatter(parts, rowSets, rows.size(), "output '" + name + "' (per-row adapters need outputs "
-                    + "whose first axis is the batch)"));
-        }
-        return out;
+        return Runs.byAdapter(feeds, rows, (part, a) -> runOnce(part, a == null ? null : loras.get(a), wanted));
     }
 
     private Map<String, Tensor> runOnce(Map<String, Tensor> feeds, OrtLoraAdapter lora, Set<String> wanted) {
@@ -523,19 +497,7 @@ public final class OrtBackend implements InferenceBackend {
     }
 
     private Set<String> wantedOutputs(Set<String> outputs) {
-        Set<String> all = new LinkedHashSet<>();
-        info.outputs().forEach(t -> all.add(t.name()));
-        if (outputs == null || outputs.isEmpty()) {
-            return all;
-        }
-        for (String o : outputs) {
-            if (!all.contains(o)) {
-                throw Peft4jException.notFound(what + " has no output '" + o + "'; its outputs are " + all);
-            }
-        }
-        Set<String> inOrder = new LinkedHashSet<>(all);
-        inOrder.retainAll(outputs);
-        return inOrder;
+        return Runs.wantedOutputs(info, outputs, what);
     }
 
     /** Checks names, types and fixed dimensions; returns the batch size (dimension 0 shared by all inputs). */
