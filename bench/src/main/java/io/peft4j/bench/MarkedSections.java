@@ -10,7 +10,7 @@ import java.util.regex.Pattern;
 
 /**
  * The sections of {@code docs/BENCHMARKS.md} that commands other than {@code bench/run} measure
- * ({@code bench/train-quality}, {@code bench/load}): each lies between
+ * ({@code bench/train-quality}, {@code bench/load}, {@code bench/train-vs-pytorch}): each lies between
  * {@code <!-- PREFIX KEY:begin -->} and {@code <!-- PREFIX KEY:end -->}, e.g.
  * {@code <!-- load-test:resnet18:begin -->}. {@link #splice} replaces one of them in place (or
  * appends it); {@link #carryOver} keeps all of them when {@code bench/run} rewrites the file.
@@ -18,10 +18,10 @@ import java.util.regex.Pattern;
 final class MarkedSections {
 
     /** The marker prefixes of every section that another command owns. */
-    static final List<String> PREFIXES = List.of(TrainQuality.MARKER, LoadTest.MARKER);
+    static final List<String> PREFIXES = List.of(TrainQuality.MARKER, LoadTest.MARKER, StepVsPyTorch.MARKER);
 
     private static final Pattern BLOCK = Pattern.compile(
-            "<!-- (training-quality|load-test):([A-Za-z0-9._-]+):begin -->.*?<!-- \\1:\\2:end -->", Pattern.DOTALL);
+            "<!-- (training-quality|load-test|train-vs-pytorch):([A-Za-z0-9._-]+):begin -->.*?<!-- \\1:\\2:end -->", Pattern.DOTALL);
 
     private MarkedSections() {
     }
