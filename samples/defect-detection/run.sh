@@ -59,6 +59,7 @@ lora_rank=8
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || fail "--threads must be a positive number, got $threads"
 [[ "$seed" =~ ^[0-9]+$ ]] || fail "--seed must be a number, got $seed"
 [ -d "$data" ] || fail "no data folder $data (give --data DIR: a folder of class folders, e.g. NEU-DET)"
+data="$(cd "$data" && pwd)"
 mapfile -t classes < <(find "$data" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\n' | LC_ALL=C sort)
 lines=$(( ${#classes[@]} / per_line ))
 [ "$lines" -ge 2 ] || fail "$data has ${#classes[@]} class folders; two production lines of $per_line classes need $((2 * per_line))"
