@@ -11,6 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -67,7 +68,7 @@ class DefectDetectionSampleTest {
     }
 
     private Run runSample(List<String> args, long timeoutMinutes) throws Exception {
-        List<String> cmd = new java.util.ArrayList<>(List.of("bash", repositoryRoot().resolve("samples/defect-detection/run.sh")
+        List<String> cmd = new ArrayList<>(List.of("bash", repositoryRoot().resolve("samples/defect-detection/run.sh")
                 .toString()));
         cmd.addAll(args);
         Path log = dir.resolve("run-" + System.nanoTime() + ".log");
@@ -75,6 +76,7 @@ class DefectDetectionSampleTest {
         b.environment().put("PEFT4J", cliWrapper().toString());
         Process p = b.start();
         if (!p.waitFor(timeoutMinutes, TimeUnit.MINUTES)) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
             p.destroyForcibly().waitFor();
             throw new AssertionError("run.sh did not finish in " + timeoutMinutes + " minutes:\n" + Files.readString(log));
         }
