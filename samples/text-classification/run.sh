@@ -92,8 +92,9 @@ t0=$SECONDS
 export_s=$((SECONDS - t0))
 
 log "new messages"
+# the merged model keeps MiniLM's token states as its first output; the head's output is 'logits'
 "$peft4j" predict --model "$work/package" --tokenizer "$work/model/tokenizer.json" --max-length "$max_length" \
-  --threads "$threads" --top 1 \
+  --threads "$threads" --top 1 --output logits \
   --text "Hey, are we still on for lunch tomorrow? I can pick you up at 12." \
   --text "Sorry, I'm stuck in a meeting. Will call you back tonight." \
   --text "Can you buy some milk and bread on your way home please" \

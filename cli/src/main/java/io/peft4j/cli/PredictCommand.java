@@ -274,7 +274,8 @@ public final class PredictCommand implements Callable<Integer> {
         Tensor y = result.get(name);
         if (y.rank() != 2 || y.dim(0) != n) {
             throw Peft4jException.shape("output '" + name + "' is " + y.dtype() + ExportCommand.shape(y.shape())
-                    + "; text classification needs [texts, classes]");
+                    + "; text classification needs [texts, classes]" + (output == null ? "; pick another output with --output NAME "
+                    + "(the model's outputs: " + result.keySet() + ")" : ""));
         }
         if (enc.truncated() > 0) {
             o.printf(Locale.ROOT, "(%d of %d texts cut at --max-length %d tokens)%n", enc.truncated(), n, maxLength);
