@@ -8,6 +8,7 @@ import io.peft4j.core.tensor.Npy;
 import io.peft4j.core.tensor.Tensor;
 import io.peft4j.devices.TensorSpec;
 import io.peft4j.devices.ort.OrtBackend;
+import io.peft4j.trainer.data.TextTokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -23,11 +24,18 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 
 /**
  * {@code peft4j predict --model PKG_DIR|MODEL.onnx [--adapter NAME] --npy [INPUT=]IN.npy ... --out OUT.npy}
- * and {@code peft4j predict --model PKG_DIR [--adapter NAME] IMAGE...}.
+ * and {@code peft4j predict --model PKG_DIR [--adapter NAME] IMAGE...} and
+ * {@code peft4j predict --model PKG_DIR|MODEL.onnx [--adapter NAME] --text TEXT ... [--tokenizer tokenizer.json]}.
+ *
+ * <p>Texts are tokenized with a Hugging Face {@code tokenizer.json} exactly as {@code peft4j train}
+ * tokenizes text tables (special tokens, truncation at {@code --max-length}), padded to the longest
+ * text, and fed to the model's {@code input_ids} and, where it has them, {@code attention_mask}
+ * (1 on tokens, 0 on padding) and {@code token_type_ids}; a model with any other input is refused.
  */
 @Command(name = "predict",
         header = "Run a model package (or an ONNX model) in ONNX Runtime on the CPU.",
@@ -35,6 +43,8 @@ import java.util.concurrent.Callable;
             "Run a model package (or an ONNX model) in ONNX Runtime on the CPU.",
             "  --npy [INPUT=]IN.npy ... --out OUT.npy   NumPy arrays in and out (float32 / int64, C order)",
             "  IMAGE...                                 packages with preprocessing: top labels per image (softmax)",
+            "  --text TEXT ...                          text models (input_ids, attention_mask, token_type_ids):",
+            "                                           top labels per text (softmax), tokenized with --tokenizer",
             "--adapter picks the adapter: side packages activate its .onnx_adapter through ONNX Runtime's LoRA API",
             "(none: the base model); multi packages feed its adapter_index to every row (none: index 0, the base);",
             "merged packages accept only their merged adapter."},
@@ -65,18 +75,34 @@ public final class PredictCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "4", paramLabel = "N", description = "ONNX Runtime intra-op threads (default: ${DEFAULT-VALUE}).")
     private int threads;
 
+    @Option(names = "--text", paramLabel = "TEXT", description = "A text to classify; repeatable (a model with input_ids).")
+    private List<String> texts = new ArrayList<>();
+
+    @Option(names = "--tokenizer", paramLabel = "tokenizer.json",
+            description = "Text: a Hugging Face tokenizer.json (default: tokenizer.json beside the model, else all-MiniLM-L6-v2's when its jar is on the class path).")
+    private Path tokenizer;
+
+    @Option(names = "--max-length", defaultValue = "128", paramLabel = "N", description = "Text: most tokens per text (default: ${DEFAULT-VALUE}).")
+    private int maxLength;
+
     @Parameters(paramLabel = "IMAGE", arity = "0..*", description = "Images to classify (packages with preprocessing).")
     private List<Path> images = new ArrayList<>();
 
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
-        if (npy.isEmpty() == images.isEmpty()) {
-            throw Peft4jException.invalid(npy.isEmpty() ? "give inputs: --npy [INPUT=]IN.npy ... --out OUT.npy, or image files"
-                    : "give either --npy inputs or image files, not both");
+        int kinds = (npy.isEmpty() ? 0 : 1) + (images.isEmpty() ? 0 : 1) + (texts.isEmpty() ? 0 : 1);
+        if (kinds == 0) {
+            throw Peft4jException.invalid("give inputs: --npy [INPUT=]IN.npy ... --out OUT.npy, image files, or --text TEXT ...");
+        }
+        if (kinds > 1) {
+            throw Peft4jException.invalid("give one kind of input: --npy arrays, image files or --text texts, not several");
         }
         if (!npy.isEmpty() && out == null) {
             throw Peft4jException.invalid("--npy needs --out OUT.npy for the output array");
+        }
+        if (!texts.isEmpty() && maxLength < 2) {
+            throw Peft4jException.invalid("--max-length must be at least 2 tokens, got " + maxLength);
         }
         if (top < 1) {
             throw Peft4jException.invalid("--top must be at least 1, got " + top);
@@ -87,6 +113,8 @@ public final class PredictCommand implements Callable<Integer> {
             }
             if (!npy.isEmpty()) {
                 runArrays(p, o);
+            } else if (!texts.isEmpty()) {
+                runTexts(p, o);
             } else {
                 runImages(p, o);
             }
@@ -166,22 +194,94 @@ public final class PredictCommand implements Callable<Integer> {
             throw Peft4jException.shape("output '" + name + "' is " + y.dtype() + ExportCommand.shape(y.shape())
                     + "; image classification needs [images, classes]");
         }
+        printTop(o, y, images.stream().map(Path::toString).toList(), m.labels());
+    }
+
+    /** Prints each row's name and its {@code --top} labels by softmax score. */
+    private void printTop(PrintWriter o, Tensor y, List<String> rows, List<String> labels) {
         int classes = (int) y.dim(1);
-        List<String> labels = m.labels();
         float[] v = y.toFloatArray();
-        for (int i = 0; i < images.size(); i++) {
+        for (int i = 0; i < rows.size(); i++) {
             double[] prob = softmax(Arrays.copyOfRange(v, i * classes, (i + 1) * classes));
             Integer[] order = new Integer[classes];
             for (int c = 0; c < classes; c++) {
                 order[c] = c;
             }
             Arrays.sort(order, (a, b) -> Double.compare(prob[b], prob[a]));
-            o.println(images.get(i) + (adapter == null ? "" : " (adapter '" + adapter + "')"));
+            o.println(rows.get(i) + (adapter == null ? "" : " (adapter '" + adapter + "')"));
             for (int k = 0; k < Math.min(top, classes); k++) {
                 int c = order[k];
                 o.printf(Locale.ROOT, "  %.4f  %s%n", prob[c], c < labels.size() ? labels.get(c) : "class " + c);
             }
         }
+    }
+
+    private static final List<String> TEXT_INPUTS = List.of("input_ids", "attention_mask", "token_type_ids");
+
+    private void runTexts(OrtBackend p, PrintWriter o) {
+        List<TensorSpec> inputs = p.info().inputs();
+        List<String> names = inputs.stream().map(TensorSpec::name).toList();
+        if (!names.contains("input_ids")) {
+            throw Peft4jException.invalid("--text needs a model with an input 'input_ids' for token ids; " + model
+                    + " has inputs " + names);
+        }
+        for (TensorSpec in : inputs) {
+            if (!TEXT_INPUTS.contains(in.name())) {
+                throw Peft4jException.unsupported("model input '" + in.name() + "' is not fed by --text, which feeds "
+                        + TEXT_INPUTS + "; feed this model --npy arrays");
+            }
+            if (in.dtype() != DataType.INT64 && in.dtype() != DataType.INT32) {
+                throw Peft4jException.shape("model input '" + in.name() + "' takes " + in.dtype() + "; text inputs are INT64 or INT32");
+            }
+        }
+        Path modelFile = java.nio.file.Files.isDirectory(model) ? model.resolve("model.onnx") : model;
+        Optional<Path> tokFile = Optional.ofNullable(tokenizer).or(() -> TextTokenizer.besideModel(modelFile));
+        TextTokenizer.Encoded enc;
+        long padId;
+        try (TextTokenizer tok = tokFile.map(f -> TextTokenizer.open(f, maxLength)).or(() -> TextTokenizer.bundledMiniLm(maxLength))
+                .orElseThrow(() -> Peft4jException.invalid("--text needs a tokenizer: give --tokenizer tokenizer.json, or put "
+                        + "tokenizer.json beside " + modelFile))) {
+            enc = tok.encode(texts);
+            padId = tok.padId();
+        }
+        int n = texts.size();
+        int length = 1;
+        for (long[] t : enc.ids()) {
+            length = Math.max(length, t.length);
+        }
+        long[] ids = new long[n * length];
+        long[] mask = new long[n * length];
+        long[] types = new long[n * length];
+        Arrays.fill(ids, padId);
+        for (int i = 0; i < n; i++) {
+            long[] t = enc.ids()[i];
+            System.arraycopy(t, 0, ids, i * length, t.length);
+            System.arraycopy(enc.typeIds()[i], 0, types, i * length, t.length);
+            Arrays.fill(mask, i * length, i * length + t.length, 1L);
+        }
+        long[] shape = {n, length};
+        Map<String, Tensor> feed = new LinkedHashMap<>();
+        for (TensorSpec in : inputs) {
+            long[] values = switch (in.name()) {
+                case "input_ids" -> ids;
+                case "attention_mask" -> mask;
+                default -> types;
+            };
+            feed.put(in.name(), Tensor.ofLongs(shape, values).to(in.dtype()));
+        }
+        Map<String, Tensor> result = p.run(feed, adapter);
+        String name = pickOutput(result);
+        Tensor y = result.get(name);
+        if (y.rank() != 2 || y.dim(0) != n) {
+            throw Peft4jException.shape("output '" + name + "' is " + y.dtype() + ExportCommand.shape(y.shape())
+                    + "; text classification needs [texts, classes]" + (output == null ? "; pick another output with --output NAME "
+                    + "(the model's outputs: " + result.keySet() + ")" : ""));
+        }
+        if (enc.truncated() > 0) {
+            o.printf(Locale.ROOT, "(%d of %d texts cut at --max-length %d tokens)%n", enc.truncated(), n, maxLength);
+        }
+        List<String> rows = texts.stream().map(t -> '"' + (t.length() > 60 ? t.substring(0, 57) + "..." : t) + '"').toList();
+        printTop(o, y, rows, p.info().manifest().map(Manifest::labels).orElse(List.of()));
     }
 
     private static float[] floats(List<Double> l) {

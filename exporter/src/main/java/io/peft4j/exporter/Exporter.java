@@ -39,6 +39,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.function.Consumer;
@@ -113,7 +114,7 @@ public final class Exporter {
         }
         int maxRank = maxRank(mode, adapters, bindings, o.maxRank());
         List<ValueInfoProto> callerInputs = Probe.callerInputs(base);
-        checkLabelsAndPreprocessing(base, callerInputs, o);
+        checkLabelsAndPreprocessing(base, callerInputs, o, adapters);
         Map<String, Tensor> probe = o.validate() ? Probe.of(base, o.probe(), o.seed()) : Map.of();
 
         try (ModelPackage.Writer w = ModelPackage.writer(out)) {
@@ -244,7 +245,8 @@ public final class Exporter {
         return given > 0 ? given : widest;
     }
 
-    private static void checkLabelsAndPreprocessing(Model base, List<ValueInfoProto> inputs, ExportOptions o) {
+    private static void checkLabelsAndPreprocessing(Model base, List<ValueInfoProto> inputs, ExportOptions o,
+                                                    List<NamedAdapter> adapters) {
         Manifest.Preprocessing p = o.preprocessing();
         if (p != null) {
             ValueInfoProto in = inputs.stream().filter(v -> v.getName().equals(p.input())).findFirst()
@@ -264,7 +266,15 @@ public final class Exporter {
                         + ValueInfos.describe(in));
             }
         }
-        if (!o.labels().isEmpty()) {
+        // a merged adapter that brings its own head: the labels name the head's classes (its output is added by the merge)
+        Optional<io.peft4j.core.peft.Heads.Spec> head = o.mode() == Manifest.Mode.merged && adapters.size() == 1
+                ? io.peft4j.core.peft.Heads.specOf(adapters.get(0).bundle().config()) : Optional.empty();
+        if (!o.labels().isEmpty() && head.isPresent()) {
+            if (head.get().classes() != o.labels().size()) {
+                throw Peft4jException.shape(o.labels().size() + " labels given, but adapter '" + adapters.get(0).name()
+                        + "' brings a head of " + head.get().classes() + " classes");
+            }
+        } else if (!o.labels().isEmpty()) {
             ValueInfoProto out = base.graph().outputs().get(0);
             List<Object> dims = ValueInfos.dims(out).orElse(List.of());
             if (!dims.isEmpty() && dims.get(dims.size() - 1) instanceof Long l && l != o.labels().size()) {
