@@ -170,7 +170,8 @@ final class TrainingReport {
                 .append("LoRA tensors) on the same weights, LoRA through forward hooks, `torch.set_num_threads(")
                 .append(Bench.THREADS).append(")`, run by `bench/run` after JMH in its own process: it is not interleaved with ")
                 .append("ours, so its ± covers only its own spread (the mean of the medians of blocks of ").append(BLOCK)
-                .append(" steps), and the ratio's ± combines both.\n\n");
+                .append(" steps), and the ratio's ± combines both. `bench/train-vs-pytorch` alternates the two in rounds ")
+                .append("(some seconds of ours, then some PyTorch steps) on the same machine; its sections below are the comparison to quote.\n\n");
         if (!rows.isEmpty()) {
             md.append("| Model | Forward | Forward + backward | ÷ forward | Full step (+ AdamW) | PyTorch step | Ours ÷ PyTorch | ")
                     .append("Target | Verdict |\n|---|---|---|---|---|---|---|---|---|\n");
