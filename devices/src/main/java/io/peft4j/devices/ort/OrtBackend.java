@@ -410,7 +410,7 @@ public final class OrtBackend implements InferenceBackend {
                 }
                 case merged -> {
                     String merged = manifest.mergedAdapter();
-                    for (String a : names(selection)) {
+                    for (String a : selection.names()) {
                         if (a != null && !a.equals(merged)) {
                             requireKnown(a);
                             throw Peft4jException.invalid(what + " has adapter '" + merged + "' merged into its weights; "
@@ -434,14 +434,14 @@ public final class OrtBackend implements InferenceBackend {
                             rows[r] = indexOf(p.rows().get(r), held, used);
                         }
                     } else {
-                        Arrays.fill(rows, indexOf(single(selection), held, used));
+                        Arrays.fill(rows, indexOf(selection.single(), held, used));
                     }
                     feeds.put(idx, Tensor.ofLongs(new long[] {batch}, rows));
                     return new InferenceResult(runOnce(feeds, null, wanted), used);
                 }
                 case side -> {
                     if (!(selection instanceof AdapterSelection.PerRow p)) {
-                        String a = single(selection);
+                        String a = selection.single();
                         OrtLoraAdapter lora = a == null ? null : hold(a, held, used).lora;
                         return new InferenceResult(runOnce(feeds, lora, wanted), used);
                     }
@@ -505,16 +505,8 @@ public final class OrtBackend implements InferenceBackend {
         return Inputs.check(info, inputs, adapterIndexInput(), what);
     }
 
-    private static List<String> names(AdapterSelection s) {
-        return s.names();
-    }
-
-    private static String single(AdapterSelection s) {
-        return s.single();
-    }
-
     private void requireNoAdapter(AdapterSelection s, String why) {
-        for (String a : names(s)) {
+        for (String a : s.names()) {
             if (a != null) {
                 throw Peft4jException.invalid(why + "; it cannot run adapter '" + a + "'");
             }

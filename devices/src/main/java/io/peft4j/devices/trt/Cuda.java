@@ -56,10 +56,6 @@ final class Cuda {
             return ptr;
         }
 
-        long capacity() {
-            return capacity;
-        }
-
         private void free() {
             if (ptr != null) {
                 cudart.cudaFree(ptr);
