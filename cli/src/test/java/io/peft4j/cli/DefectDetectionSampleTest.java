@@ -6,18 +6,14 @@ import io.peft4j.core.testkit.Assets;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -44,50 +40,15 @@ class DefectDetectionSampleTest {
     @TempDir
     Path dir;
 
-    /** The checkout's root: the first folder up from the working directory holding the sample. */
-    static Path repositoryRoot() {
-        for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent()) {
-            if (Files.isRegularFile(p.resolve("samples/defect-detection/run.sh"))) {
-                return p;
-            }
-        }
-        throw new AssertionError("samples/defect-detection/run.sh not found above " + Path.of("").toAbsolutePath());
-    }
-
-    /** A peft4j command that runs this module's CLI classes. */
-    private Path cliWrapper() throws IOException {
-        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        Path w = dir.resolve("peft4j");
-        Files.writeString(w, "#!/bin/sh\nexec '" + java + "' -Xmx1g -cp '" + System.getProperty("java.class.path")
-                + "' io.peft4j.cli.Peft4jCli \"$@\"\n", StandardCharsets.UTF_8);
-        Files.setPosixFilePermissions(w, PosixFilePermissions.fromString("rwxr-xr-x"));
-        return w;
-    }
-
-    private record Run(int exitCode, String output) {
-    }
-
-    private Run runSample(List<String> args, long timeoutMinutes) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of("bash", repositoryRoot().resolve("samples/defect-detection/run.sh")
-                .toString()));
-        cmd.addAll(args);
-        Path log = dir.resolve("run-" + System.nanoTime() + ".log");
-        ProcessBuilder b = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-        b.environment().put("PEFT4J", cliWrapper().toString());
-        Process p = b.start();
-        if (!p.waitFor(timeoutMinutes, TimeUnit.MINUTES)) {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly().waitFor();
-            throw new AssertionError("run.sh did not finish in " + timeoutMinutes + " minutes:\n" + Files.readString(log));
-        }
-        return new Run(p.exitValue(), Files.readString(log, StandardCharsets.UTF_8));
+    private SampleScript.Run runSample(List<String> args, long timeoutMinutes) throws Exception {
+        return SampleScript.run(dir, "defect-detection", args, Map.of(), "1g", timeoutMinutes);
     }
 
     @Test
     void quickRunTrainsAnAdapterThatBeatsTheBaseOnItsLine() throws Exception {
         Path data = Assets.shared("data/neu-det");
         Path out = dir.resolve("work");
-        Run r = runSample(List.of("--quick", "--data", data.toString(), "--out", out.toString(), "--threads", "2"), 20);
+        SampleScript.Run r = runSample(List.of("--quick", "--data", data.toString(), "--out", out.toString(), "--threads", "2"), 20);
         assertEquals(0, r.exitCode(), r.output());
 
         for (String f : List.of("base/model.onnx", "adapters/line-b/adapter_model.safetensors",
@@ -135,7 +96,7 @@ class DefectDetectionSampleTest {
 
     @Test
     void badDataIsRefusedWithOneLineAndExitCode2() throws Exception {
-        Run missing = runSample(List.of("--data", dir.resolve("nowhere").toString(), "--out", dir.resolve("o1").toString()), 1);
+        SampleScript.Run missing = runSample(List.of("--data", dir.resolve("nowhere").toString(), "--out", dir.resolve("o1").toString()), 1);
         assertEquals(2, missing.exitCode(), missing.output());
         assertTrue(missing.output().contains("run.sh: error: no data folder"), missing.output());
 
@@ -143,11 +104,11 @@ class DefectDetectionSampleTest {
         for (String c : List.of("a", "b", "c")) {
             Files.createDirectories(three.resolve(c));
         }
-        Run few = runSample(List.of("--data", three.toString(), "--out", dir.resolve("o2").toString()), 1);
+        SampleScript.Run few = runSample(List.of("--data", three.toString(), "--out", dir.resolve("o2").toString()), 1);
         assertEquals(2, few.exitCode(), few.output());
         assertTrue(few.output().contains("has 3 class folders; two production lines of 3 classes need 6"), few.output());
 
-        Run option = runSample(List.of("--per-line", "1"), 1);
+        SampleScript.Run option = runSample(List.of("--per-line", "1"), 1);
         assertEquals(2, option.exitCode(), option.output());
         assertTrue(option.output().contains("--per-line must be 2 or more"), option.output());
     }

@@ -6,15 +6,13 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -38,31 +36,13 @@ class MultiAdapterServingSampleTest {
 
     @Test
     void theSampleRunsAndItsAnswersAgree() throws Exception {
-        Assumptions.assumeTrue(onPath("bash"), "bash is not installed: the multi-adapter-serving sample is a bash script");
-        Assumptions.assumeTrue(onPath("curl"), "curl is not installed: the multi-adapter-serving sample talks to the server with curl");
-        Path script = repoRoot().resolve("samples/multi-adapter-serving/run.sh");
-        assertTrue(Files.isRegularFile(script), script + " is missing");
-
-        // the peft4j command of this build: the CLI's main class on the test class path
-        Path peft4j = tmp.resolve("peft4j");
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Files.writeString(peft4j, "#!/bin/sh\nexec '" + java + "' -Xmx1g -cp '" + System.getProperty("java.class.path")
-                + "' io.peft4j.cli.Peft4jCli \"$@\"\n");
-        Files.setPosixFilePermissions(peft4j, PosixFilePermissions.fromString("rwx------"));
-
+        Assumptions.assumeTrue(SampleScript.onPath("bash"), "bash is not installed: the multi-adapter-serving sample is a bash script");
+        Assumptions.assumeTrue(SampleScript.onPath("curl"), "curl is not installed: the multi-adapter-serving sample talks to the server with curl");
         Path work = tmp.resolve("work");
-        Path log = tmp.resolve("run.log");
-        ProcessBuilder pb = new ProcessBuilder("bash", script.toString(), "--quick", "--work", work.toString(), "--threads", "2",
-                "--token", "sample-test-token").redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("PEFT4J", peft4j.toString());
-        Process p = pb.start();
-        boolean done = p.waitFor(10, TimeUnit.MINUTES);
-        if (!done) {
-            p.destroyForcibly();
-        }
-        String out = Files.readString(log);
-        assertTrue(done, "the sample did not finish in 10 minutes:\n" + out);
-        assertEquals(0, p.exitValue(), out);
+        SampleScript.Run run = SampleScript.run(tmp, "multi-adapter-serving", List.of("--quick", "--work", work.toString(),
+                "--threads", "2", "--token", "sample-test-token"), Map.of(), "1g", 10);
+        String out = run.output();
+        assertEquals(0, run.exitCode(), out);
         Path r = work.resolve("responses");
 
         JsonNode index = json(r, "index");
@@ -134,20 +114,5 @@ class MultiAdapterServingSampleTest {
             v[i / cols][i % cols] = (float) o.path("data").get(i).asDouble();
         }
         return v;
-    }
-
-    private static boolean onPath(String command) {
-        for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, command))) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /** The repository's root: the parent of the cli module, where Maven runs this test. */
-    private static Path repoRoot() {
-        Path here = Path.of("").toAbsolutePath();
-        return Files.isDirectory(here.resolve("samples")) ? here : here.getParent();
     }
 }

