@@ -20,6 +20,7 @@ import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Tensor;
 import io.peft4j.devices.AdapterInfo;
 import io.peft4j.devices.AdapterSelection;
+import io.peft4j.devices.AdapterTable;
 import io.peft4j.devices.InferenceBackend;
 import io.peft4j.devices.InferenceResult;
 import io.peft4j.devices.Inputs;
@@ -134,11 +135,8 @@ public final class OrtBackend implements InferenceBackend {
     private final Map<String, TensorSpec> sessionInputs = new LinkedHashMap<>();
     private final String what;
     private final String name;
-    /** name → current adapter; replaced as a whole under {@code this}, read without locking. */
-    private volatile Map<String, Adapter> adapters = Map.of();
-    private final Map<String, Long> versions = new HashMap<>();
-    /** Registration order of the current names (under {@code this}). */
-    private final Set<String> order = new LinkedHashSet<>();
+    /** The adapters runs can select; each holds one reference for the table. */
+    private final AdapterTable<Adapter> adapters = new AdapterTable<>(x -> x.info);
     /** One reference held by the backend until close, one per run in flight. */
     private final AtomicInteger sessionRefs = new AtomicInteger(1);
     private volatile boolean closed;
@@ -267,12 +265,10 @@ public final class OrtBackend implements InferenceBackend {
             if (manifest.mode() == Manifest.Mode.side) {
                 lora = loraFromFile(a);
             }
-            versions.put(a.name(), 1L);
             AdapterInfo i = new AdapterInfo(a.name(), a.peftType(), a.rank(), AdapterInfo.PACKAGE, 1, null);
             loaded.put(a.name(), new Adapter(i, lora, a.index()));
         }
-        adapters = Map.copyOf(loaded);
-        order.addAll(loaded.keySet());
+        adapters.load(loaded);
     }
 
     private OrtLoraAdapter loraFromFile(Manifest.Adapter a) {
@@ -290,17 +286,7 @@ public final class OrtBackend implements InferenceBackend {
 
     @Override
     public List<AdapterInfo> adapters() {
-        Map<String, Adapter> now = adapters;
-        List<AdapterInfo> out = new ArrayList<>();
-        synchronized (this) {
-            for (String n : order) {
-                Adapter a = now.get(n);
-                if (a != null) {
-                    out.add(a.info);
-                }
-            }
-        }
-        return out;
+        return adapters.list();
     }
 
     @Override
@@ -324,7 +310,7 @@ public final class OrtBackend implements InferenceBackend {
             bundle.requireBase(info.baseFingerprint(), what);
         }
         String peftType = bundle.config().peftType();
-        for (Adapter a : adapters.values()) {
+        for (Adapter a : adapters.current().values()) {
             if (!a.info.peftType().equals(peftType)) {
                 throw Peft4jException.unsupported(adapterName + " is " + peftType + ", while " + what + " serves "
                         + a.info.peftType() + " adapters (a side graph serves one PEFT method)");
@@ -337,44 +323,24 @@ public final class OrtBackend implements InferenceBackend {
         } catch (OrtException e) {
             throw new Peft4jException(ErrorCode.INVALID_ARGUMENT, "ONNX Runtime refuses " + adapterName + ": " + e.getMessage(), e);
         }
-        int rank = 0;
-        for (Map.Entry<String, Tensor> e : bundle.tensors().entrySet()) {
-            if (SideAdapters.padAxis(e.getKey()) == 0) {
-                rank = Math.max(rank, Math.toIntExact(e.getValue().dim(0)));
-            }
+        int rank = AdapterTable.rank(bundle);
+        AdapterTable.Swap<Adapter> swap = adapters.put(name, version -> new Adapter(new AdapterInfo(name, peftType, rank,
+                AdapterInfo.REGISTERED, version, Peft.adapterId(bundle)), lora, 0));
+        if (swap == null) {
+            lora.close();
+            throw closedError();
         }
-        Adapter old;
-        Adapter added;
-        synchronized (this) {
-            if (closed) {
-                lora.close();
-                throw closedError();
-            }
-            long version = versions.merge(name, 1L, Long::sum);
-            added = new Adapter(new AdapterInfo(name, peftType, rank, AdapterInfo.REGISTERED, version, Peft.adapterId(bundle)),
-                    lora, 0);
-            Map<String, Adapter> next = new LinkedHashMap<>(adapters);
-            old = next.put(name, added);
-            adapters = Map.copyOf(next);
-            order.add(name);
+        if (swap.replaced() != null) {
+            swap.replaced().release();
         }
-        if (old != null) {
-            old.release();
-        }
-        return added.info;
+        return swap.added().info;
     }
 
     @Override
     public boolean unregister(String name) {
-        Adapter old;
-        synchronized (this) {
-            Map<String, Adapter> next = new LinkedHashMap<>(adapters);
-            old = next.remove(name);
-            if (old == null) {
-                return false;
-            }
-            adapters = Map.copyOf(next);
-            order.remove(name);
+        Adapter old = adapters.remove(name);
+        if (old == null) {
+            return false;
         }
         old.release();
         return true;
@@ -520,7 +486,7 @@ public final class OrtBackend implements InferenceBackend {
     }
 
     private void requireKnown(String name) {
-        if (!adapters.containsKey(name)) {
+        if (!adapters.current().containsKey(name)) {
             throw unknownAdapter(name);
         }
     }
@@ -538,7 +504,7 @@ public final class OrtBackend implements InferenceBackend {
             }
         }
         while (true) {
-            Adapter a = adapters.get(name);
+            Adapter a = adapters.current().get(name);
             if (a == null) {
                 throw unknownAdapter(name);
             }
@@ -596,17 +562,13 @@ public final class OrtBackend implements InferenceBackend {
 
     @Override
     public void close() {
-        Map<String, Adapter> was;
         synchronized (this) {
             if (closed) {
                 return;
             }
             closed = true;
-            was = adapters;
-            adapters = Map.of();
-            order.clear();
         }
-        was.values().forEach(Adapter::release);
+        adapters.close().values().forEach(Adapter::release);
         releaseSession();
     }
 }

@@ -14,6 +14,7 @@ import io.peft4j.core.tensor.DataType;
 import io.peft4j.core.tensor.Tensor;
 import io.peft4j.devices.AdapterInfo;
 import io.peft4j.devices.AdapterSelection;
+import io.peft4j.devices.AdapterTable;
 import io.peft4j.devices.InferenceBackend;
 import io.peft4j.devices.InferenceResult;
 import io.peft4j.devices.Inputs;
@@ -37,7 +38,6 @@ import org.bytedeco.tensorrt.nvinfer.IRuntime;
 import org.bytedeco.tensorrt.nvinfer.Weights;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -119,10 +119,7 @@ public final class TensorRtBackend implements InferenceBackend {
     private Adapter refitted;
     private double lastRefitSeconds;
 
-    // ---- adapters, replaced as a whole under {@code this}
-    private volatile Map<String, Adapter> adapters = Map.of();
-    private final Map<String, Long> versions = new HashMap<>();
-    private final Set<String> order = new LinkedHashSet<>();
+    private final AdapterTable<Adapter> adapters = new AdapterTable<>(Adapter::info);
     private volatile boolean closed;
 
     /** An adapter as runs use it. Its device buffers are freed on the backend's thread. */
@@ -280,12 +277,10 @@ public final class TensorRtBackend implements InferenceBackend {
                 }
                 buffers = upload(OnnxAdapterFile.read(path.resolve(a.onnxAdapter())).parameters(), "adapter '" + a.name() + "'");
             }
-            versions.put(a.name(), 1L);
             loaded.put(a.name(), new Adapter(new AdapterInfo(a.name(), a.peftType(), a.rank(), AdapterInfo.PACKAGE, 1, null),
                     buffers, a.index(), Map.of()));
         }
-        adapters = Map.copyOf(loaded);
-        order.addAll(loaded.keySet());
+        adapters.load(loaded);
     }
 
     /** Uploads adapter parameters, checked against the engine's adapter inputs. Backend thread. */
@@ -314,17 +309,7 @@ public final class TensorRtBackend implements InferenceBackend {
 
     @Override
     public List<AdapterInfo> adapters() {
-        Map<String, Adapter> now = adapters;
-        List<AdapterInfo> out = new ArrayList<>();
-        synchronized (this) {
-            for (String n : order) {
-                Adapter a = now.get(n);
-                if (a != null) {
-                    out.add(a.info);
-                }
-            }
-        }
-        return out;
+        return adapters.list();
     }
 
     @Override
@@ -336,12 +321,7 @@ public final class TensorRtBackend implements InferenceBackend {
         Manifest.Mode mode = info.mode();
         String adapterName = "adapter '" + name + "'";
         String peftType = bundle.config().peftType();
-        int rank = 0;
-        for (Map.Entry<String, Tensor> e : bundle.tensors().entrySet()) {
-            if (SideAdapters.padAxis(e.getKey()) == 0) {
-                rank = Math.max(rank, Math.toIntExact(e.getValue().dim(0)));
-            }
-        }
+        int rank = AdapterTable.rank(bundle);
         Adapter made;
         if (mode == Manifest.Mode.side) {
             if (info.baseFingerprint() != null) {
@@ -356,25 +336,16 @@ public final class TensorRtBackend implements InferenceBackend {
             throw Peft4jException.unsupported(what + " is a " + mode + " package: adapters added at run time need a side "
                     + "package, or the base model opened with a refittable engine");
         }
-        Adapter old;
-        Adapter added;
-        synchronized (this) {
-            if (closed) {
-                free(made);
-                throw closedError();
-            }
-            long version = versions.merge(name, 1L, Long::sum);
-            added = new Adapter(new AdapterInfo(name, peftType, rank, AdapterInfo.REGISTERED, version, Peft.adapterId(bundle)),
-                    made.buffers, 0, made.weights);
-            Map<String, Adapter> next = new LinkedHashMap<>(adapters);
-            old = next.put(name, added);
-            adapters = Map.copyOf(next);
-            order.add(name);
+        AdapterTable.Swap<Adapter> swap = adapters.put(name, version -> new Adapter(new AdapterInfo(name, peftType, rank,
+                AdapterInfo.REGISTERED, version, Peft.adapterId(bundle)), made.buffers, 0, made.weights));
+        if (swap == null) {
+            free(made);
+            throw closedError();
         }
-        if (old != null) {
-            retire(old);
+        if (swap.replaced() != null) {
+            retire(swap.replaced());
         }
-        return added.info;
+        return swap.added().info;
     }
 
     /** The weights {@code bundle} changes when merged into the base model, with their merged values. */
@@ -408,15 +379,9 @@ public final class TensorRtBackend implements InferenceBackend {
 
     @Override
     public boolean unregister(String name) {
-        Adapter old;
-        synchronized (this) {
-            Map<String, Adapter> next = new LinkedHashMap<>(adapters);
-            old = next.remove(name);
-            if (old == null) {
-                return false;
-            }
-            adapters = Map.copyOf(next);
-            order.remove(name);
+        Adapter old = adapters.remove(name);
+        if (old == null) {
+            return false;
         }
         retire(old);
         return true;
@@ -458,7 +423,7 @@ public final class TensorRtBackend implements InferenceBackend {
             throw Peft4jException.invalid("a batch of " + batch + " is above the engine's maximum of " + settings.maxBatch()
                     + " (built into the TensorRT engine; split the batch or rebuild with a larger max batch)");
         }
-        Map<String, Adapter> now = adapters;
+        Map<String, Adapter> now = adapters.current();
         Map<String, Long> used = new LinkedHashMap<>();
         Map<String, Tensor> feeds = new LinkedHashMap<>(inputs);
         List<String> rows = selection instanceof AdapterSelection.PerRow p ? p.rows() : null;
@@ -722,16 +687,13 @@ public final class TensorRtBackend implements InferenceBackend {
 
     @Override
     public void close() {
-        Map<String, Adapter> was;
         synchronized (this) {
             if (closed) {
                 return;
             }
             closed = true;
-            was = adapters;
-            adapters = Map.of();
-            order.clear();
         }
+        Map<String, Adapter> was = adapters.close();
         try {
             thread.execute(() -> {
                 was.values().forEach(TensorRtBackend::free);
