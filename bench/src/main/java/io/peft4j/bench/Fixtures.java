@@ -52,18 +52,26 @@ import java.util.TreeMap;
 public final class Fixtures {
 
     /** Bump when what is prepared changes; the settings are part of it. */
-    static final String VERSION = "3 r=" + Bench.RANK + " alpha=" + Bench.ALPHA + " k=" + Bench.ADAPTERS + " sigma="
+    static final String VERSION = "4 r=" + Bench.RANK + " alpha=" + Bench.ALPHA + " k=" + Bench.ADAPTERS + " sigma="
             + Bench.B_SIGMA;
     private static final String STAMP = "fixtures.stamp";
 
     /** What a workload's benchmarks load. */
     public record Prepared(Workload workload, Path dir, Path base, Path merged, Path side, Path multi, List<Path> adapterFiles,
                            Path bundle) {
+        /** The side package {@link io.peft4j.exporter.Exporter} writes for adapter 1 (adapter name {@code a1}). */
+        public Path sidePackage() {
+            return dir.resolve("side-package");
+        }
+
         /** Node counts per op type before and after ONNX Runtime's optimizations, per model (JSON). */
         public Path opsFile() {
             return dir.resolve("optimized-ops.json");
         }
     }
+
+    /** The name of adapter 1 in {@link Prepared#sidePackage()}. */
+    public static final String SIDE_ADAPTER = "a1";
 
     private Fixtures() {
     }
@@ -134,6 +142,7 @@ public final class Fixtures {
     }
 
     private static void prepare(Prepared p) throws IOException {
+        OrtSupport.env();   // the benchmarks' environment (one shared pool) before the exporter's validation opens one
         io.peft4j.core.util.AtomicFiles.deleteTree(p.dir());
         Files.createDirectories(p.dir());
         Workload w = p.workload();
@@ -162,6 +171,9 @@ public final class Fixtures {
         Model multi = copy(p.base());
         Peft.injectStacked(multi, bindings, Bench.RANK);
         OnnxIO.write(multi, p.multi());
+        io.peft4j.exporter.Exporter.export(p.base(), List.of(new io.peft4j.exporter.NamedAdapter(SIDE_ADAPTER,
+                io.peft4j.core.adapter.AdapterBundle.read(p.bundle()))), io.peft4j.exporter.ExportOptions.of(
+                io.peft4j.core.pkg.Manifest.Mode.side), p.sidePackage());
         check(p);
     }
 

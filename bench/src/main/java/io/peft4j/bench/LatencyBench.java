@@ -27,7 +27,11 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code sideVsMerged} — the side-graph model with adapter 1 active through ONNX Runtime's
  *       LoRA API ({@code OrtLoraAdapter} from its {@code .onnx_adapter} file) vs the merged model;</li>
  *   <li>{@code multiVsSide} — the stacked model with the batch's rows spread over adapters 1–4
- *       vs the side model running the same batch on one adapter.</li>
+ *       vs the side model running the same batch on one adapter;</li>
+ *   <li>{@code servedSideVsMerged} — the side package served by {@code OrtBackend} with one merged
+ *       session, adapter 1 running on it (built in the background after its first run; timed once
+ *       ready) vs the merged model through {@code OrtBackend}: what a server gives the adapter it
+ *       uses most.</li>
  * </ul>
  * Each trial opens only the two sessions its benchmark compares.
  */
@@ -44,6 +48,8 @@ public class LatencyBench {
 
     private Session candidate;
     private Session baseline;
+    private Served servedCandidate;
+    private Served servedBaseline;
 
     @Setup(Level.Trial)
     public void open(BenchmarkParams params) throws Exception {
@@ -67,13 +73,17 @@ public class LatencyBench {
                 candidate = Session.mixed(w, p.multi());
                 baseline = Session.withAdapter(w, p.side(), p.adapterFiles().get(0));
             }
+            case "servedSideVsMerged" -> {
+                servedCandidate = Served.withMergedSession(w, p.sidePackage(), Fixtures.SIDE_ADAPTER);
+                servedBaseline = Served.open(w, p.merged(), null);
+            }
             default -> throw new IllegalStateException("no setup for benchmark " + method);
         }
     }
 
     @TearDown(Level.Trial)
     public void close() {
-        OrtSupport.close(candidate, baseline);
+        OrtSupport.close(candidate, baseline, servedCandidate, servedBaseline);
     }
 
     @Benchmark
@@ -94,5 +104,10 @@ public class LatencyBench {
     @Benchmark
     public Object multiVsSide(Pair pair) throws Exception {
         return pair.once(candidate::run, baseline::run);
+    }
+
+    @Benchmark
+    public Object servedSideVsMerged(Pair pair) throws Exception {
+        return pair.once(servedCandidate::run, servedBaseline::run);
     }
 }

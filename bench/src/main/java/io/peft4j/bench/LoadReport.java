@@ -36,8 +36,10 @@ final class LoadReport {
                 + "r = 8, alpha = 16, random non-zero B) and as `multi` (the same two adapters stacked); one input row per "
                 + "request: ").append(r.inputShape()).append(String.format(Locale.ROOT, ", a %.0f KiB JSON body.%n",
                 r.codec().bodyBytes() / 1024.0));
-        md.append("- **Server:** `peft4j serve --threads ").append(s.threads())
-                .append("` as its own process (JVM options: ").append(s.serverJvm().isEmpty() ? "the defaults" : "`"
+        md.append("- **Server:** `peft4j serve --threads ").append(s.threads()).append(" --merged-sessions ")
+                .append(LoadTest.MERGED_SESSIONS).append("` (the side package's adapter in use runs on a "
+                        + "session with it merged in, built after its first request; the default is 0)")
+                .append(" as its own process (JVM options: ").append(s.serverJvm().isEmpty() ? "the defaults" : "`"
                         + String.join(" ", s.serverJvm()) + "`").append(s.spinning() ? "" : "; `peft4j.spinning=false`: ONNX "
                         + "Runtime's threads do not spin, here and in the direct baseline").append("), on loopback; *batching on* adds `--batching` "
                         + "(at most 32 rows, 2 ms delay; the defaults); 2 workers per model.\n");
@@ -48,7 +50,8 @@ final class LoadReport {
                 + "alternating. A request counts when it answers 200; anything else is an error.%n",
                 secs(s.serverWarmup().toMillis()), secs(s.warmup().toMillis()), secs(s.measure().toMillis()), s.maxRequests()));
         md.append("- **Direct:** the same inputs and adapters through `OrtBackend` (`devices`) in the load driver's JVM, "
-                + s.threads() + " intra-op threads, same clients: the baseline, in the same run.\n");
+                + s.threads() + " intra-op threads, " + LoadTest.MERGED_SESSIONS + " merged session per side package "
+                + "(ready before timing), same clients: the baseline, in the same run.\n");
         md.append(String.format(Locale.ROOT, "- **Checked first:** every package and adapter answers over HTTP what `OrtBackend` "
                 + "computes (largest relative difference %.1e).%n%n", r.maxCheckError()));
 

@@ -16,7 +16,7 @@ import java.util.concurrent.Callable;
 import java.util.function.Consumer;
 
 /**
- * {@code peft4j serve --repo DIR [--port P] [--host H] [--token T] [--threads N] [--batching
+ * {@code peft4j serve --repo DIR [--port P] [--host H] [--token T] [--threads N] [--merged-sessions N] [--batching
  * [--max-batch-rows N] [--max-delay-ms MS]] [--drain-seconds S] [--device PROFILE [--profiles FILE]]}.
  */
 @Command(name = "serve",
@@ -59,6 +59,9 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--threads", paramLabel = "N", description = "ONNX Runtime intra-op threads per model (default: 2).")
     private Integer threads;
+
+    @Option(names = "--merged-sessions", paramLabel = "N", description = "Side packages: how many adapters per model (the base model counts as one) get a session with the adapter merged in, built after their first request, so that they run at the merged model's speed; each costs about one model's memory, and answers agree with the side graph's to float rounding, not bit for bit (default: 0, off).")
+    private Integer mergedSessions;
 
     @Option(names = "--batching", description = "Dynamic batching: queued requests of a model run together (rows keep their adapters).")
     private boolean batching;
@@ -106,6 +109,9 @@ public final class ServeCommand implements Callable<Integer> {
         }
         if (threads != null) {
             props.put("peft4j.threads", threads);
+        }
+        if (mergedSessions != null) {
+            props.put("peft4j.merged-sessions", mergedSessions);
         }
         if (batching) {
             props.put("peft4j.scheduling.batching", true);

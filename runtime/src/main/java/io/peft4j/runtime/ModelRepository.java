@@ -79,7 +79,7 @@ public final class ModelRepository implements AutoCloseable {
         } catch (IOException e) {
             throw new Peft4jException(ErrorCode.IO, "cannot read the model repository " + root + ": " + e.getMessage(), e);
         }
-        this.options = new OrtBackend.Options(config.threads(), 1, config.spinning());
+        this.options = new OrtBackend.Options(config.threads(), 1, config.spinning()).withMergedSessions(config.mergedSessions());
         this.threads = config.threads();
         this.selection = config.device() == null ? null : select(config);
         for (String name : scan()) {

@@ -28,6 +28,13 @@ import io.peft4j.core.Peft4jException;
  *                          another machine's {@code /proc} and {@code /etc} for tests)
  * @param spinning          whether ONNX Runtime's worker threads spin while they wait for work (its
  *                          default); off, they sleep and leave the cores to the request threads
+ * @param mergedSessions    side packages on ONNX Runtime's CPU provider: how many adapters per model
+ *                          (the base model counting as one) may run on a session of their own with
+ *                          the adapter merged into the weights, built in the background after their
+ *                          first request (about one model's memory each). 0, the default: every
+ *                          request runs the side graph, and answers are bit-identical to
+ *                          {@code peft4j predict}'s; a merged session agrees with the side graph to
+ *                          float rounding (about 1e-7 relative), not bit for bit
  */
 @ConfigurationProperties("peft4j")
 public record RuntimeConfig(@Nullable String repo,
@@ -38,7 +45,8 @@ public record RuntimeConfig(@Nullable String repo,
                             @Nullable String device,
                             @Nullable String profiles,
                             @Nullable String deviceRoot,
-                            @Bindable(defaultValue = "true") boolean spinning) {
+                            @Bindable(defaultValue = "true") boolean spinning,
+                            @Bindable(defaultValue = "0") int mergedSessions) {
 
     public RuntimeConfig {
         if (repo == null || repo.isBlank()) {
@@ -47,6 +55,9 @@ public record RuntimeConfig(@Nullable String repo,
         }
         if (threads < 1 || threads > 256) {
             throw Peft4jException.invalid("peft4j.threads must be 1..256, got " + threads);
+        }
+        if (mergedSessions < 0 || mergedSessions > 64) {
+            throw Peft4jException.invalid("peft4j.merged-sessions must be 0..64, got " + mergedSessions);
         }
         if (maxUploadBytes < 1024) {
             throw Peft4jException.invalid("peft4j.max-upload-bytes must be at least 1024, got " + maxUploadBytes);

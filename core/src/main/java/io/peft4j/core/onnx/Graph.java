@@ -340,6 +340,18 @@ public final class Graph {
         inputs.replaceAll(v -> v.getName().equals(n) ? fixed : v);
     }
 
+    /**
+     * Turns graph input {@code n}, which has a default (an initializer of the same name), into a
+     * constant: the input declaration goes, the initializer stays, and its readers read it as
+     * before (ONNX Runtime may then fold it). Refused for a value that is not an input with a default.
+     */
+    public void inputToConstant(String n) {
+        if (!isGraphInput(n) || !initializers.containsKey(n)) {
+            throw Peft4jException.notFound("graph '" + name + "' has no input '" + n + "' with a default value");
+        }
+        inputs.removeIf(v -> v.getName().equals(n));
+    }
+
     public void removeInitializer(String n) {
         if (!consumers(n).isEmpty() || isGraphOutput(n)) {
             throw new Peft4jException(ErrorCode.GRAPH_STATE, "initializer '" + n + "' is still used by "
@@ -546,6 +558,31 @@ public final class Graph {
             valueInfo.put(moved, info.toBuilder().setName(moved).build());
         }
         return moved;
+    }
+
+    /**
+     * The inverse of {@link #detachProducer}: the node that writes {@code value}, which nothing reads
+     * (nor the graph outputs), writes {@code name} instead, a value that no node writes yet (a graph
+     * output left without its producer, say). Refused otherwise.
+     */
+    public void renameProduced(String value, String name) {
+        Node p = producers.get(value);
+        if (p == null || isUsed(value) || producers.containsKey(name) || initializers.containsKey(name) || isGraphInput(name)) {
+            throw new Peft4jException(ErrorCode.GRAPH_STATE, "cannot make the producer of '" + value + "' write '" + name
+                    + "': " + (p == null ? "no node writes it" : isUsed(value) ? "it is still read" : "'" + name + "' has a value"));
+        }
+        for (int i = 0; i < p.outputs().size(); i++) {
+            if (p.output(i).equals(value)) {
+                p.setOutputUnindexed(i, name);
+            }
+        }
+        producers.remove(value);
+        producers.put(name, p);
+        names.add(name);
+        ValueInfoProto info = valueInfo.remove(value);
+        if (info != null && !valueInfo.containsKey(name)) {
+            valueInfo.put(name, info.toBuilder().setName(name).build());
+        }
     }
 
     /**

@@ -285,6 +285,136 @@ public final class Peft {
         return bundle.config().peftType() + ":sha256:" + HexFormat.of().formatHex(sha.digest());
     }
 
+    // ---------------------------------------------------------------- strip
+
+    /**
+     * Turns a side graph ({@link #inject} with {@link InjectMode#INPUTS_WITH_DEFAULTS}) back into
+     * the base graph it was made from: every adapter input (a graph input with an initializer
+     * default) becomes its default, a constant, and the branches that then leave their layer as it
+     * was are removed. The rules follow the values the defaults switch off: zeros (LoRA factors and
+     * scaling) stay zero through {@code Conv}, {@code MatMul}, {@code Gemm}, {@code Mul} and the
+     * reshaping ops, ones (IA3 vectors) stay one through the reshaping ops, and {@code Add(x, 0)}
+     * and {@code Mul(x, 1)} become {@code x}. Only values that come from adapter defaults take part,
+     * so the base graph's own constants are never touched. Returns the number of adapter inputs
+     * removed; refused ({@code GRAPH_STATE}), with the graph unspecified, when an adapter input is
+     * still read afterwards (a graph that {@code inject} did not make).
+     *
+     * <p>What this is for: a base graph on which an adapter can be {@linkplain #merge merged}, when
+     * only the side graph is at hand (a side package serving one adapter at the speed of a merged
+     * model).
+     */
+    public static int strip(Model model) {
+        Graph g = model.graph();
+        List<String> adapterInputs = new ArrayList<>();
+        for (String n : g.inputNames()) {
+            if (g.hasInitializer(n)) {
+                adapterInputs.add(n);
+            }
+        }
+        java.util.Set<String> zero = new java.util.HashSet<>();
+        java.util.Set<String> one = new java.util.HashSet<>();
+        for (String n : adapterInputs) {
+            Tensor t = g.initializer(n);
+            if (filledWith(t, 0)) {
+                zero.add(n);
+            } else if (filledWith(t, 1)) {
+                one.add(n);
+            }
+            g.inputToConstant(n);
+        }
+        // the producer of each input of a node runs before it: one pass in topological order
+        for (Node n : g.topologicalOrder()) {
+            if (n.outputs().size() != 1 || !n.domain().isEmpty() && !n.domain().equals("ai.onnx")) {
+                continue;
+            }
+            String y = n.output(0);
+            List<String> in = n.inputs();
+            switch (n.opType()) {
+                case "Conv", "MatMul" -> {
+                    boolean noBias = in.size() < 3 || in.get(2).isEmpty() || zero.contains(in.get(2));
+                    if ((zero.contains(in.get(0)) || zero.contains(in.get(1))) && noBias) {
+                        zero.add(y);
+                    }
+                }
+                case "Gemm" -> {
+                    boolean noC = in.size() < 3 || in.get(2).isEmpty() || zero.contains(in.get(2)) || n.attrFloat("beta", 1f) == 0f;
+                    if ((zero.contains(in.get(0)) || zero.contains(in.get(1))) && noC) {
+                        zero.add(y);
+                    }
+                }
+                case "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Cast", "Expand", "Gather", "Identity" -> {
+                    if (zero.contains(in.get(0))) {
+                        zero.add(y);
+                    } else if (one.contains(in.get(0))) {
+                        one.add(y);
+                    }
+                }
+                case "Mul" -> {
+                    if (zero.contains(in.get(0)) || zero.contains(in.get(1))) {
+                        zero.add(y);
+                    } else if (one.contains(in.get(1))) {
+                        bypass(g, n, in.get(0));
+                    } else if (one.contains(in.get(0))) {
+                        bypass(g, n, in.get(1));
+                    }
+                }
+                case "Add" -> {
+                    if (zero.contains(in.get(1))) {
+                        if (zero.contains(in.get(0))) {
+                            zero.add(y);
+                        } else {
+                            bypass(g, n, in.get(0));
+                        }
+                    } else if (zero.contains(in.get(0))) {
+                        bypass(g, n, in.get(1));
+                    }
+                }
+                default -> {
+                }
+            }
+        }
+        g.removeDeadNodes();
+        for (String n : adapterInputs) {
+            if (g.isUsed(n)) {
+                throw new Peft4jException(ErrorCode.GRAPH_STATE, "adapter input '" + n + "' is still read by "
+                        + g.consumers(n).stream().map(Node::name).toList() + " after its branch was removed: this is not "
+                        + "a side graph that peft4j made");
+            }
+        }
+        g.removeUnusedInitializers();
+        return adapterInputs.size();
+    }
+
+    /** Readers of {@code n}'s output read {@code x} instead, and {@code n} goes (an Identity for a graph output). */
+    private static void bypass(Graph g, Node n, String x) {
+        String y = n.output(0);
+        if (g.isGraphOutput(y)) {
+            String name = n.name();
+            g.detachProducer(y);   // n now writes a fresh name nothing reads
+            g.remove(n);
+            if (g.producer(x).isPresent() && !g.isUsed(x)) {
+                g.renameProduced(x, y);   // the layer writes the output's name again, as in the base graph
+            } else {
+                g.build("Identity").name(name).in(x).outputs(y).add();
+            }
+            return;
+        }
+        g.replaceAllUses(y, x);
+        g.remove(n);
+    }
+
+    private static boolean filledWith(Tensor t, double v) {
+        if (!t.dtype().isFloatingPoint() || t.numel() == 0) {
+            return false;
+        }
+        for (long i = 0; i < t.numel(); i++) {
+            if (t.getDouble(i) != v) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** The layers a binding names are in this graph, as the nodes and initializers it was bound to. */
     private static void requireSameGraph(Model model, AdapterBinding binding) {
         Graph g = model.graph();

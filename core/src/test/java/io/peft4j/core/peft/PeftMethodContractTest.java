@@ -198,6 +198,20 @@ class PeftMethodContractTest {
         double defaultDiff = relDiff(Ort.run(sideDefaults, in2).get(out), yBase);
         assertTrue(defaultDiff <= OFF_TOL, c + ": side with default inputs vs base " + defaultDiff);
         offDiff = Math.max(offDiff, defaultDiff);
+        // stripped: the side graph back to the base graph, on which the adapter merges as on the base
+        Model stripped = copy(sideDefaults);
+        assertEquals(sideInj.offFeeds().size(), Peft.strip(stripped));
+        OnnxChecker.check(stripped);
+        assertTrue(stripped.graph().inputNames().stream().noneMatch(sideInj.feeds()::containsKey), "no adapter input is left");
+        double stripDiff = relDiff(Ort.run(stripped, in2).get(out), yBase);
+        assertTrue(stripDiff <= OFF_TOL, c + ": stripped side graph vs base " + stripDiff);
+        if (binding.saved().isEmpty()) {
+            assertEquals(opCounts(base), opCounts(stripped), c + ": the stripped graph runs the base graph's nodes");
+            Model strippedMerged = copy(stripped);
+            Peft.merge(strippedMerged, AdapterBinding.bind(strippedMerged, loaded));
+            double smDiff = relDiff(Ort.run(strippedMerged, in2).get(out), yMerged);
+            assertTrue(smDiff <= OFF_TOL, c + ": merged onto the stripped side graph vs merged onto the base " + smDiff);
+        }
 
         // stacked: batch [0, 1, 2] gives row 0 the base, rows 1 and 2 adapters 1 and 2
         double stackDiff = Double.NaN;
@@ -226,6 +240,12 @@ class PeftMethodContractTest {
         System.out.printf("peft contract %-34s modules %3d  merged-vs-injected %.2e  side-vs-injected %.2e  off-vs-base %.1e"
                         + "  stacked-vs-single %.2e  stacked-row0-vs-base %.1e%n", c, binding.modules().size(), mergeDiff, sideDiff,
                 offDiff, stackDiff, stackOff);
+    }
+
+    static Map<String, Integer> opCounts(Model m) {
+        Map<String, Integer> c = new java.util.TreeMap<>();
+        m.graph().nodes().forEach(n -> c.merge(n.opType(), 1, Integer::sum));
+        return c;
     }
 
     /**

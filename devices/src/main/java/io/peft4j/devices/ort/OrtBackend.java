@@ -77,13 +77,31 @@ public final class OrtBackend implements InferenceBackend {
      *                       once and leave the cores to other threads (a server's request threads)
      * @param gpu            an ONNX Runtime GPU execution provider to run on (nodes it cannot take
      *                       fall back to the CPU provider), or null for the CPU only
+     * @param mergedSessions side packages on the CPU: how many adapters (the base model, a run
+     *                       without adapter, counting as one) may get a session of their own with
+     *                       the adapter merged into the weights, built in the background on first
+     *                       use and used by runs once ready (see {@link MergedSessions}); each costs
+     *                       about one model's memory. 0: every run uses the side graph.
      */
-    public record Options(int intraOpThreads, int interOpThreads, boolean spinning, GpuProvider gpu) {
+    public record Options(int intraOpThreads, int interOpThreads, boolean spinning, GpuProvider gpu, int mergedSessions) {
         public Options {
             if (intraOpThreads < 1 || interOpThreads < 1) {
                 throw Peft4jException.invalid("threads must be at least 1, got intra-op " + intraOpThreads + ", inter-op "
                         + interOpThreads);
             }
+            if (mergedSessions < 0 || mergedSessions > 64) {
+                throw Peft4jException.invalid("merged sessions must be 0..64, got " + mergedSessions);
+            }
+        }
+
+        /** No merged sessions. */
+        public Options(int intraOpThreads, int interOpThreads, boolean spinning, GpuProvider gpu) {
+            this(intraOpThreads, interOpThreads, spinning, gpu, 0);
+        }
+
+        /** These options with {@code n} merged sessions for side packages. */
+        public Options withMergedSessions(int n) {
+            return new Options(intraOpThreads, interOpThreads, spinning, gpu, n);
         }
 
         /** Threads as given; the pool's threads spin while waiting (ONNX Runtime's default); CPU only. */
@@ -126,6 +144,9 @@ public final class OrtBackend implements InferenceBackend {
         }
     }
 
+    /** How long a merged session must go unused before another adapter's may replace it (tests shorten it). */
+    static volatile long mergedIdleMillis = MergedSessions.IDLE_MILLIS;
+
     private final Path path;
     private final Path packageDir;
     private final Manifest manifest;
@@ -139,6 +160,10 @@ public final class OrtBackend implements InferenceBackend {
     private final AdapterTable<Adapter> adapters = new AdapterTable<>(x -> x.info);
     /** One reference held by the backend until close, one per run in flight. */
     private final AtomicInteger sessionRefs = new AtomicInteger(1);
+    private final Options options;
+    /** Side packages with merged sessions on: the sessions, and the base model's place among them. */
+    private final MergedSessions merged;
+    private final MergedSessions.Slot baseSlot;
     private volatile boolean closed;
 
     private OrtBackend(Path path, Path packageDir, Manifest manifest, Options o) {
@@ -148,16 +173,8 @@ public final class OrtBackend implements InferenceBackend {
         Path modelFile = packageDir == null ? path : packageDir.resolve(manifest.model());
         this.what = manifest == null ? modelFile.toString() : "package " + packageDir;
         this.name = o.gpu() == null ? NAME : "onnxruntime-" + o.gpu().kind();
-        try (OrtSession.SessionOptions so = new OrtSession.SessionOptions()) {
-            // overridable initializers (the side graph's adapter inputs) draw a warning per input
-            so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
-            so.setIntraOpNumThreads(o.intraOpThreads());
-            so.setInterOpNumThreads(o.interOpThreads());
-            so.addConfigEntry("session.intra_op.allow_spinning", o.spinning() ? "1" : "0");
-            so.addConfigEntry("session.inter_op.allow_spinning", o.spinning() ? "1" : "0");
-            if (o.gpu() != null) {
-                GpuProviders.add(so, o.gpu(), modelFile);
-            }
+        this.options = o;
+        try (OrtSession.SessionOptions so = sessionOptions(o, modelFile)) {
             this.session = env.createSession(modelFile.toAbsolutePath().toString(), so);
         } catch (OrtException e) {
             throw new Peft4jException(ErrorCode.MALFORMED, "ONNX Runtime cannot load " + modelFile + ": " + e.getMessage(), e);
@@ -181,6 +198,19 @@ public final class OrtBackend implements InferenceBackend {
             }
             this.info = new ModelInfo(path, mode, inputs, outputs, manifest == null ? null : manifest.baseFingerprint(),
                     manifest == null ? 0 : manifest.maxRank(), Optional.ofNullable(manifest));
+            if (mode == Manifest.Mode.side && o.mergedSessions() > 0 && o.gpu() == null) {
+                this.merged = new MergedSessions(o.mergedSessions(), mergedIdleMillis, env, () -> {
+                    try {
+                        return sessionOptions(o, modelFile);
+                    } catch (OrtException e) {
+                        throw new IllegalStateException(e);
+                    }
+                }, modelFile, info, this::runSideForProbe, what);
+                this.baseSlot = new MergedSessions.Slot(null, null, null, () -> true, () -> { });
+            } else {
+                this.merged = null;
+                this.baseSlot = null;
+            }
             loadPackageAdapters();
         } catch (OrtException | RuntimeException e) {
             close();
@@ -189,6 +219,52 @@ public final class OrtBackend implements InferenceBackend {
             }
             throw new Peft4jException(ErrorCode.MALFORMED, "cannot read the inputs and outputs of " + what + ": " + e.getMessage(), e);
         }
+    }
+
+    private static OrtSession.SessionOptions sessionOptions(Options o, Path modelFile) throws OrtException {
+        OrtSession.SessionOptions so = new OrtSession.SessionOptions();
+        try {
+            // overridable initializers (the side graph's adapter inputs) draw a warning per input
+            so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
+            so.setIntraOpNumThreads(o.intraOpThreads());
+            so.setInterOpNumThreads(o.interOpThreads());
+            so.addConfigEntry("session.intra_op.allow_spinning", o.spinning() ? "1" : "0");
+            so.addConfigEntry("session.inter_op.allow_spinning", o.spinning() ? "1" : "0");
+            if (o.gpu() != null) {
+                GpuProviders.add(so, o.gpu(), modelFile);
+            }
+            return so;
+        } catch (OrtException | RuntimeException e) {
+            so.close();
+            throw e;
+        }
+    }
+
+    /** The side graph's run for a merged session's probe: holds the session like any run. */
+    private Map<String, Tensor> runSideForProbe(Map<String, Tensor> in, OrtLoraAdapter lora) {
+        if (!acquireSession()) {
+            throw closedError();
+        }
+        try {
+            return runOnce(session, new LinkedHashMap<>(in), lora, wantedOutputs(Set.of()));
+        } finally {
+            releaseSession();
+        }
+    }
+
+    /**
+     * Whether {@code adapter} (null: the base model) of a side package runs on a merged session of
+     * its own now (see {@link Options#mergedSessions()}); false when merged sessions are off.
+     */
+    public boolean hasMergedSession(String adapter) {
+        if (merged == null) {
+            return false;
+        }
+        if (adapter == null) {
+            return merged.has(baseSlot);
+        }
+        Adapter a = adapters.current().get(adapter);
+        return a != null && a.slot != null && merged.has(a.slot);
     }
 
     /** Opens a package directory or an {@code .onnx} file with {@link Options#defaults()}. */
@@ -224,16 +300,19 @@ public final class OrtBackend implements InferenceBackend {
     // ---------------------------------------------------------------- adapters
 
     /** An adapter as runs use it: immutable, reference-counted (one reference for the registry). */
-    private static final class Adapter {
+    private final class Adapter {
         final AdapterInfo info;
         final OrtLoraAdapter lora;   // side packages
         final long index;            // multi packages
+        final MergedSessions.Slot slot;   // side packages with merged sessions
         private final AtomicInteger refs = new AtomicInteger(1);
 
-        Adapter(AdapterInfo info, OrtLoraAdapter lora, long index) {
+        Adapter(AdapterInfo info, OrtLoraAdapter lora, long index, java.util.function.Supplier<AdapterBundle> bundle) {
             this.info = info;
             this.lora = lora;
             this.index = index;
+            this.slot = merged == null || lora == null ? null
+                    : new MergedSessions.Slot(info.name(), bundle, lora, this::acquire, this::release);
         }
 
         boolean acquire() {
@@ -249,8 +328,13 @@ public final class OrtBackend implements InferenceBackend {
         }
 
         void release() {
-            if (refs.decrementAndGet() == 0 && lora != null) {
-                lora.close();
+            if (refs.decrementAndGet() == 0) {
+                if (slot != null) {
+                    merged.drop(slot);
+                }
+                if (lora != null) {
+                    lora.close();
+                }
             }
         }
     }
@@ -266,7 +350,8 @@ public final class OrtBackend implements InferenceBackend {
                 lora = loraFromFile(a);
             }
             AdapterInfo i = new AdapterInfo(a.name(), a.peftType(), a.rank(), AdapterInfo.PACKAGE, 1, null);
-            loaded.put(a.name(), new Adapter(i, lora, a.index()));
+            Path bundleDir = packageDir.resolve(a.bundle());
+            loaded.put(a.name(), new Adapter(i, lora, a.index(), () -> AdapterBundle.read(bundleDir)));
         }
         adapters.load(loaded);
     }
@@ -325,7 +410,7 @@ public final class OrtBackend implements InferenceBackend {
         }
         int rank = AdapterTable.rank(bundle);
         AdapterTable.Swap<Adapter> swap = adapters.put(name, version -> new Adapter(new AdapterInfo(name, peftType, rank,
-                AdapterInfo.REGISTERED, version, Peft.adapterId(bundle)), lora, 0));
+                AdapterInfo.REGISTERED, version, Peft.adapterId(bundle)), lora, 0, () -> bundle));
         if (swap == null) {
             lora.close();
             throw closedError();
@@ -408,8 +493,7 @@ public final class OrtBackend implements InferenceBackend {
                 case side -> {
                     if (!(selection instanceof AdapterSelection.PerRow p)) {
                         String a = selection.single();
-                        OrtLoraAdapter lora = a == null ? null : hold(a, held, used).lora;
-                        return new InferenceResult(runOnce(feeds, lora, wanted), used);
+                        return new InferenceResult(runSide(feeds, a == null ? null : hold(a, held, used), wanted), used);
                     }
                     requireRows(p, batch);
                     return new InferenceResult(runByAdapter(feeds, p.rows(), held, used, wanted), used);
@@ -425,16 +509,34 @@ public final class OrtBackend implements InferenceBackend {
     /** A side package's per-row selection: one run per distinct adapter, rows put back in place. */
     private Map<String, Tensor> runByAdapter(Map<String, Tensor> feeds, List<String> rows, List<Adapter> held,
                                              Map<String, Long> used, Set<String> wanted) {
-        Map<String, OrtLoraAdapter> loras = new HashMap<>();
+        Map<String, Adapter> byName = new HashMap<>();
         for (String a : new LinkedHashSet<>(rows)) {
             if (a != null) {
-                loras.put(a, hold(a, held, used).lora);
+                byName.put(a, hold(a, held, used));
             }
         }
-        return Runs.byAdapter(feeds, rows, (part, a) -> runOnce(part, a == null ? null : loras.get(a), wanted));
+        return Runs.byAdapter(feeds, rows, (part, a) -> runSide(part, a == null ? null : byName.get(a), wanted));
+    }
+
+    /** A side package's run of one adapter (null: none): on its merged session when it has one, else on the side graph. */
+    private Map<String, Tensor> runSide(Map<String, Tensor> feeds, Adapter a, Set<String> wanted) {
+        MergedSessions.Slot slot = a == null ? baseSlot : a.slot;
+        MergedSessions.Entry e = merged == null || slot == null ? null : merged.acquire(slot);
+        if (e != null) {
+            try {
+                return runOnce(e.session, feeds, null, wanted);
+            } finally {
+                e.release();
+            }
+        }
+        return runOnce(feeds, a == null ? null : a.lora, wanted);
     }
 
     private Map<String, Tensor> runOnce(Map<String, Tensor> feeds, OrtLoraAdapter lora, Set<String> wanted) {
+        return runOnce(session, feeds, lora, wanted);
+    }
+
+    private Map<String, Tensor> runOnce(OrtSession session, Map<String, Tensor> feeds, OrtLoraAdapter lora, Set<String> wanted) {
         Map<String, OnnxTensor> ort = new LinkedHashMap<>();
         try {
             for (Map.Entry<String, Tensor> e : feeds.entrySet()) {
@@ -567,6 +669,9 @@ public final class OrtBackend implements InferenceBackend {
                 return;
             }
             closed = true;
+        }
+        if (merged != null) {
+            merged.close();
         }
         adapters.close().values().forEach(Adapter::release);
         releaseSession();

@@ -173,7 +173,7 @@ public final class SideAdapters {
     }
 
     /** The bundle with its base fingerprint removed (checked by the caller against the package's). */
-    private static AdapterBundle withoutFingerprint(AdapterBundle b) {
+    static AdapterBundle withoutFingerprint(AdapterBundle b) {
         Peft4jBlock block = b.config().peft4j();
         if (block == null || block.baseFingerprint() == null) {
             return b;
