@@ -76,6 +76,22 @@ class MergedSessionsServeTest {
             System.out.printf("merged session of 'a' in use after %d requests%n", requests);
         }
 
+        // a package with float16 weights: the merged session is built from the float32 values of its weights
+        Exporter.export(base, List.of(new NamedAdapter("a", a)), ExportOptions.of(Manifest.Mode.side).withFp16(true),
+                repo.resolve("h"));
+        try (Peft4jServer on = Peft4jServer.start(Peft4jServer.Options.of(repo).withProperty("peft4j.merged-sessions", 1))) {
+            Http http = new Http(on.uri(), null);
+            OrtBackend b = (OrtBackend) on.context().getBean(ModelRepository.class).get("h");
+            long until = System.nanoTime() + 30_000_000_000L;
+            do {
+                Http.Reply r = http.post("/v2/models/h/infer", body);
+                assertEquals(200, r.status(), r.toString());
+                double d = Ort.maxRelDiff(want, Http.output(r, 0));
+                assertTrue(d < 2e-2, "fp16 package: " + d);
+                assertTrue(System.nanoTime() < until, "no merged session for the fp16 package after 30 s");
+            } while (!b.hasMergedSession("a"));
+        }
+
         Peft4jException e = assertThrows(Peft4jException.class, () -> Peft4jServer.start(Peft4jServer.Options.of(repo)
                 .withProperty("peft4j.merged-sessions", -1)));
         assertTrue(e.getMessage().contains("peft4j.merged-sessions"), e.getMessage());
