@@ -138,7 +138,6 @@ final class MergedSessions implements AutoCloseable {
     private final String what;
     private final List<Slot> cached = new ArrayList<>();   // least recently built first
     private final ExecutorService builder;
-    private byte[] stripped;                                // the base graph, made on the first build
     private boolean closed;
 
     /**
@@ -244,7 +243,7 @@ final class MergedSessions implements AutoCloseable {
         OrtSession session = null;
         try {
             long t0 = System.nanoTime();
-            Model m = OnnxIO.read(strippedBase(), "base graph of " + what);
+            Model m = strippedBase();
             if (s.bundle != null) {
                 AdapterBundle b = SideAdapters.withoutFingerprint(s.bundle.get());
                 Peft.merge(m, AdapterBinding.bind(m, b));
@@ -281,8 +280,13 @@ final class MergedSessions implements AutoCloseable {
             LOG.fine(() -> String.format("%s: merged session for %s ready in %.0f ms", what, s.label(), (System.nanoTime() - t0) / 1e6));
         } catch (RuntimeException | OrtException e) {
             s.failed = true;
+            boolean quiet;
             synchronized (this) {
                 s.queued = false;
+                quiet = closed || s.dropped;   // the backend or the adapter went away under the build
+            }
+            if (quiet) {
+                return;
             }
             LOG.log(Level.WARNING, what + ": " + s.label() + " keeps running on the side graph; no merged session: " + e.getMessage(), e);
         } finally {
@@ -296,15 +300,15 @@ final class MergedSessions implements AutoCloseable {
         }
     }
 
-    /** The side graph without its adapter branches, serialized once (only the builder thread calls this). */
-    private byte[] strippedBase() {
-        if (stripped == null) {
-            Model m = OnnxIO.read(sideModel);
-            SideAdapters.liftHalfWeights(m.graph());
-            Peft.strip(m);
-            stripped = OnnxIO.toBytes(m);
-        }
-        return stripped;
+    /**
+     * The side graph without its adapter branches, read again for every build rather than kept:
+     * a copy held for the backend's lifetime would cost as much memory as a merged session.
+     */
+    private Model strippedBase() {
+        Model m = OnnxIO.read(sideModel);
+        SideAdapters.liftHalfWeights(m.graph());
+        Peft.strip(m);
+        return m;
     }
 
     /** The merged session and the side graph with the same adapter agree on a probe batch. */
