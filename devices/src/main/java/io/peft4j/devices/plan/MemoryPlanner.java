@@ -191,7 +191,9 @@ public final class MemoryPlanner {
         String note;
         switch (mode) {
             case side -> {
-                note = adapterCount + " adapter(s) of " + MemoryPlan.mib(adapterBytes) + " each at max rank " + maxRank;
+                note = adapterCount + " adapter(s) of " + MemoryPlan.mib(adapterBytes) + " each at max rank " + maxRank
+                        + "; on the CPU each merged session (serve --merged-sessions N) adds about " + MemoryPlan.mib(weights)
+                        + ", not counted";
                 adapterBytes *= adapterCount;
             }
             case multi -> note = adapterCount + " adapter(s) stacked in the graph at max rank " + maxRank;
