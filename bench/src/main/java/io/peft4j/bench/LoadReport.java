@@ -57,7 +57,7 @@ final class LoadReport {
         double[] ci = o.diffIntervalMs(BOOTSTRAP_ROUNDS, 1);
         int errors = r.errors();
         md.append("| Check | Measured | Target | Verdict |\n|---|---|---|---|\n");
-        md.append(String.format(Locale.ROOT, "| HTTP overhead at p50: one client, side package, adapter `a`, HTTP and direct runs "
+        md.append(String.format(Locale.ROOT, "| HTTP overhead at p50: one client, side package, adapter `a`, HTTP (JSON), direct and HTTP (binary) runs "
                 + "alternating in blocks of %d | HTTP %s − direct %s = **%s** (95 %% interval %s to %s; %,d and %,d runs) "
                 + "| ≤ %.0f ms | **%s** |%n",
                 LoadTest.BLOCK, ms(o.http().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(diff),
