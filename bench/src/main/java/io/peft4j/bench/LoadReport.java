@@ -60,12 +60,20 @@ final class LoadReport {
         double[] ci = o.diffIntervalMs(BOOTSTRAP_ROUNDS, 1);
         int errors = r.errors();
         md.append("| Check | Measured | Target | Verdict |\n|---|---|---|---|\n");
-        md.append(String.format(Locale.ROOT, "| HTTP overhead at p50: one client, side package, adapter `a`, HTTP and direct runs "
+        md.append(String.format(Locale.ROOT, "| HTTP overhead at p50: one client, side package, adapter `a`, HTTP (JSON), direct and HTTP (binary) runs "
                 + "alternating in blocks of %d | HTTP %s − direct %s = **%s** (95 %% interval %s to %s; %,d and %,d runs) "
                 + "| ≤ %.0f ms | **%s** |%n",
                 LoadTest.BLOCK, ms(o.http().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(diff),
                 signedMs(ci[0]), signedMs(ci[1]), o.http().count(), o.direct().count(), LoadTest.OVERHEAD_TARGET_MS,
                 verdict(diff, ci, LoadTest.OVERHEAD_TARGET_MS, busy(r.loadBefore(), r.loadAfter()))));
+        double binaryDiff = o.binaryDiffMs();
+        double[] binaryCi = o.binaryDiffIntervalMs(BOOTSTRAP_ROUNDS, 1);
+        md.append(String.format(Locale.ROOT, "| HTTP overhead at p50, binary tensor data (Triton's extension: the same request as a "
+                + "%.0f KiB body of JSON and raw FP32 bytes, outputs binary), in the same alternation "
+                + "| HTTP %s − direct %s = **%s** (95 %% interval %s to %s; %,d runs) | ≤ %.0f ms | **%s** |%n",
+                r.codec().binaryBodyBytes() / 1024.0, ms(o.binary().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6),
+                signedMs(binaryDiff), signedMs(binaryCi[0]), signedMs(binaryCi[1]), o.binary().count(), LoadTest.OVERHEAD_TARGET_MS,
+                verdict(binaryDiff, binaryCi, LoadTest.OVERHEAD_TARGET_MS, busy(r.loadBefore(), r.loadAfter()))));
         md.append(String.format(Locale.ROOT, "| Failed requests, all phases | %,d of %,d | 0 | **%s** |%n", errors, r.requests(),
                 errors == 0 ? "PASS" : "MISS"));
         StringBuilder ready = new StringBuilder();
@@ -141,6 +149,8 @@ final class LoadReport {
                 c.responseBytes(), ms(c.writeMs())));
         md.append(String.format(Locale.ROOT, "| — the rest: handing the job to a worker and back, type checks, metrics | %s | "
                 + "controller − pass − parse − write |%n", ms(server - pass - c.readMs() - c.writeMs())));
+        md.append(String.format(Locale.ROOT, "| Reading the same request as binary tensor data (%.0f KiB), for comparison | %s | "
+                + "`InferCodec.read` alone (median) |%n", c.binaryBodyBytes() / 1024.0, ms(c.binaryReadMs())));
         md.append(String.format(Locale.ROOT, "| The same run through `OrtBackend` directly | %s | direct phase, %d client%s |%n",
                 ms(direct), n, n == 1 ? "" : "s"));
         md.append(String.format(Locale.ROOT, "| CPU per request: the server process over HTTP, against the direct run | %s vs %s "
@@ -170,6 +180,10 @@ final class LoadReport {
         sb.append(String.format(Locale.ROOT, "HTTP overhead at p50 (N=1): %s - %s = %s  (95%% interval %s to %s; target <= %.0f ms)%n",
                 ms(o.http().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.diffMs()),
                 signedMs(ci[0]), signedMs(ci[1]), LoadTest.OVERHEAD_TARGET_MS));
+        double[] bci = o.binaryDiffIntervalMs(BOOTSTRAP_ROUNDS, 1);
+        sb.append(String.format(Locale.ROOT, "HTTP overhead at p50 (N=1), binary tensor data: %s - %s = %s  (95%% interval %s to %s)%n",
+                ms(o.binary().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.binaryDiffMs()),
+                signedMs(bci[0]), signedMs(bci[1])));
         sb.append(String.format(Locale.ROOT, "failed requests: %d of %d%n", r.errors(), r.requests()));
         for (Phase p : r.phases()) {
             Latencies.Summary l = p.result().latencies().summary();

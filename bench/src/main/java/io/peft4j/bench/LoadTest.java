@@ -168,19 +168,38 @@ public final class LoadTest {
     record ServerRun(boolean batching, double readySeconds, ServerProcess.Memory atReady, ServerProcess.Memory afterLoad) {
     }
 
-    /** The paired N = 1 measurement of HTTP against direct. */
-    record Overhead(Latencies http, Latencies direct, int errors, String firstError) {
+    /**
+     * The paired N = 1 measurement of HTTP against direct: {@code http} with JSON bodies,
+     * {@code binary} with Triton's binary tensor data (inputs and outputs), {@code direct} the
+     * backend alone, in alternating blocks.
+     */
+    record Overhead(Latencies http, Latencies binary, Latencies direct, int errors, String firstError) {
         double diffMs() {
             return (http.percentile(0.5) - direct.percentile(0.5)) / 1e6;
         }
 
-        /**
-         * The 95 % bootstrap interval of {@link #diffMs()}: both sides resampled with replacement
-         * ({@code rounds} times, seeded), the 2.5th and 97.5th percentile of the differences of the medians.
-         */
+        double binaryDiffMs() {
+            return (binary.percentile(0.5) - direct.percentile(0.5)) / 1e6;
+        }
+
+        /** The 95 % bootstrap interval of {@link #diffMs()}. */
         double[] diffIntervalMs(int rounds, long seed) {
-            long[] h = http.values();
-            long[] d = direct.values();
+            return interval(http, direct, rounds, seed);
+        }
+
+        /** The 95 % bootstrap interval of {@link #binaryDiffMs()}. */
+        double[] binaryDiffIntervalMs(int rounds, long seed) {
+            return interval(binary, direct, rounds, seed);
+        }
+
+        /**
+         * The 95 % bootstrap interval of the difference of the medians of {@code a} and {@code b}:
+         * both sides resampled with replacement ({@code rounds} times, seeded), the 2.5th and
+         * 97.5th percentile of the differences.
+         */
+        private static double[] interval(Latencies a, Latencies b, int rounds, long seed) {
+            long[] h = a.values();
+            long[] d = b.values();
             double[] diffs = new double[rounds];
             java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
             for (int k = 0; k < rounds; k++) {
@@ -199,8 +218,11 @@ public final class LoadTest {
         }
     }
 
-    /** InferCodec alone, in this JVM: median nanoseconds to read the one-row request and write its response. */
-    record Codec(int bodyBytes, int responseBytes, double readMs, double writeMs) {
+    /**
+     * InferCodec alone, in this JVM: median milliseconds to read the one-row request and write its
+     * response, and to read the same request as binary tensor data.
+     */
+    record Codec(int bodyBytes, int responseBytes, double readMs, double writeMs, int binaryBodyBytes, double binaryReadMs) {
     }
 
     /** Everything one run measured. */
@@ -216,7 +238,7 @@ public final class LoadTest {
         }
 
         long requests() {
-            long n = overhead.http().count() + overhead.direct().count();
+            long n = overhead.http().count() + overhead.binary().count() + overhead.direct().count();
             for (Phase p : phases) {
                 n += p.result().latencies().count() + p.result().errors();
             }
@@ -231,6 +253,7 @@ public final class LoadTest {
             .connectTimeout(Duration.ofSeconds(5)).build();
     private final List<Map<String, Tensor>> inputs = new ArrayList<>();
     private final Map<String, byte[]> bodies = new LinkedHashMap<>();
+    private final Map<String, InferCodec.Body> binaryBodies = new LinkedHashMap<>();
     private double maxCheckError;
     private String inputShape = "";
 
@@ -423,6 +446,7 @@ public final class LoadTest {
             inputs.add(in);
             for (String a : ADAPTERS) {
                 bodies.put(k + "/" + a, body(in, a));
+                binaryBodies.put(k + "/" + a, binaryBody(in, a));
             }
         }
     }
@@ -442,6 +466,37 @@ public final class LoadTest {
         m.put("inputs", list);
         m.put("parameters", Map.of("adapter", adapter));
         return JSON.writeValueAsBytes(m);
+    }
+
+    /**
+     * The same request with Triton's binary tensor data, as tritonclient sends it by default: the
+     * inputs' raw little-endian bytes after the JSON, and every output asked for as binary.
+     */
+    static InferCodec.Body binaryBody(Map<String, Tensor> in, String adapter) throws IOException {
+        List<Map<String, Object>> list = new ArrayList<>();
+        java.io.ByteArrayOutputStream data = new java.io.ByteArrayOutputStream();
+        for (Map.Entry<String, Tensor> e : in.entrySet()) {
+            java.nio.ByteBuffer b = e.getValue().bytes();
+            byte[] raw = new byte[b.remaining()];
+            b.get(raw);
+            data.writeBytes(raw);
+            Map<String, Object> t = new LinkedHashMap<>();
+            t.put("name", e.getKey());
+            t.put("shape", e.getValue().shape());
+            t.put("datatype", "FP32");
+            t.put("parameters", Map.of("binary_data_size", raw.length));
+            list.add(t);
+        }
+        Map<String, Object> params = new LinkedHashMap<>();
+        params.put("adapter", adapter);
+        params.put("binary_data_output", true);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("inputs", list);
+        m.put("parameters", params);
+        byte[] json = JSON.writeValueAsBytes(m);
+        byte[] body = Arrays.copyOf(json, json.length + data.size());
+        System.arraycopy(data.toByteArray(), 0, body, json.length, data.size());
+        return new InferCodec.Body(body, json.length);
     }
 
     private LoadDriver.Call directCall(InferenceBackend b, Scenario sc, int client) {
@@ -466,9 +521,37 @@ public final class LoadTest {
         };
     }
 
+    /** Binary tensor data requests of one client (side package, adapter a), as {@link #httpCall} sends JSON. */
+    private LoadDriver.Call binaryCall(URI server, Scenario sc, int client) {
+        URI infer = server.resolve("/v2/models/" + sc.pkg + "/infer");
+        long[] k = {0};
+        return () -> {
+            long i = k[0]++;
+            send(infer, binaryBodies.get((client + i) % INPUTS + "/" + sc.adapter(client, i)));
+        };
+    }
+
     private byte[] send(URI uri, byte[] body) throws IOException, InterruptedException {
-        HttpRequest req = HttpRequest.newBuilder(uri).timeout(Duration.ofSeconds(60)).header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofByteArray(body)).build();
+        return send(HttpRequest.newBuilder(uri).header("Content-Type", "application/json"), body);
+    }
+
+    /** A binary tensor data request; the answer's bytes (JSON, then the binary outputs). */
+    private HttpResponse<byte[]> send(URI uri, InferCodec.Body body) throws IOException, InterruptedException {
+        HttpRequest req = HttpRequest.newBuilder(uri).timeout(Duration.ofSeconds(60)).header("Content-Type", "application/octet-stream")
+                .header(InferCodec.HEADER_LENGTH, Integer.toString(body.headerLength()))
+                .POST(HttpRequest.BodyPublishers.ofByteArray(body.bytes())).build();
+        HttpResponse<byte[]> resp = http.send(req, HttpResponse.BodyHandlers.ofByteArray());
+        if (resp.statusCode() != 200) {
+            throw new IOException("HTTP " + resp.statusCode() + ": " + new String(resp.body(), StandardCharsets.UTF_8));
+        }
+        if (resp.headers().firstValue(InferCodec.HEADER_LENGTH).isEmpty()) {
+            throw new IOException("a binary tensor data answer without " + InferCodec.HEADER_LENGTH);
+        }
+        return resp;
+    }
+
+    private byte[] send(HttpRequest.Builder b, byte[] body) throws IOException, InterruptedException {
+        HttpRequest req = b.timeout(Duration.ofSeconds(60)).POST(HttpRequest.BodyPublishers.ofByteArray(body)).build();
         HttpResponse<byte[]> resp = http.send(req, HttpResponse.BodyHandlers.ofByteArray());
         if (resp.statusCode() != 200) {
             throw new IOException("HTTP " + resp.statusCode() + ": " + new String(resp.body(), StandardCharsets.UTF_8));
@@ -507,31 +590,63 @@ public final class LoadTest {
                                 + "backend's by " + rel + " (relative); not measuring it");
                     }
                 }
+                checkBinary(server.resolve("/v2/models/" + sc.pkg + "/infer"), binaryBodies.get("0/" + a), got, sc.pkg + "/" + a);
             }
         }
     }
 
+    /** The binary tensor data answer holds exactly the values of the JSON answer {@code json}. */
+    private void checkBinary(URI uri, InferCodec.Body body, JsonNode json, String what) throws IOException, InterruptedException {
+        HttpResponse<byte[]> resp = send(uri, body);
+        byte[] b = resp.body();
+        int header = Integer.parseInt(resp.headers().firstValue(InferCodec.HEADER_LENGTH).orElseThrow());
+        JsonNode head = JSON.readTree(Arrays.copyOf(b, header));
+        java.nio.ByteBuffer data = java.nio.ByteBuffer.wrap(b, header, b.length - header).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (JsonNode o : head.path("outputs")) {
+            JsonNode ref = null;
+            for (JsonNode j : json.path("outputs")) {
+                if (j.path("name").asText().equals(o.path("name").asText())) {
+                    ref = j.path("data");
+                }
+            }
+            int size = o.path("parameters").path("binary_data_size").asInt(-1);
+            if (ref == null || size != 4 * ref.size() || data.remaining() < size) {
+                throw new IllegalStateException(what + ": the binary tensor data answer's output '" + o.path("name").asText()
+                        + "' (" + size + " bytes) does not match the JSON answer's");
+            }
+            for (int i = 0; i < ref.size(); i++) {
+                if (Float.floatToIntBits(data.getFloat()) != Float.floatToIntBits(Float.parseFloat(ref.get(i).asText()))) {
+                    throw new IllegalStateException(what + ": the binary tensor data answer differs from the JSON answer at "
+                            + o.path("name").asText() + "[" + i + "]; not measuring it");
+                }
+            }
+        }
+        if (data.hasRemaining() || head.path("outputs").size() != json.path("outputs").size()) {
+            throw new IllegalStateException(what + ": the binary tensor data answer does not hold the JSON answer's outputs");
+        }
+    }
+
     /**
-     * One client alternating blocks of {@link #BLOCK} HTTP and direct runs (side package, adapter
-     * a), so that both sides see the same machine; warm-up first, then the measurement window.
+     * One client alternating blocks of {@link #BLOCK} runs of each kind, HTTP with JSON, direct,
+     * and HTTP with binary tensor data (side package, adapter a; the order rotates each cycle), so
+     * that all see the same machine; warm-up first, then the measurement window.
      */
     private Overhead overhead(URI server, InferenceBackend side) throws InterruptedException {
-        LoadDriver.Call httpCall = httpCall(server, Scenario.SIDE, 0);
-        LoadDriver.Call directCall = directCall(side, Scenario.SIDE, 0);
-        Latencies h = new Latencies();
-        Latencies d = new Latencies();
+        LoadDriver.Call[] calls = {httpCall(server, Scenario.SIDE, 0), directCall(side, Scenario.SIDE, 0),
+            binaryCall(server, Scenario.SIDE, 0)};
+        Latencies[] lat = {new Latencies(), new Latencies(), new Latencies()};
         int errors = 0;
         String first = null;
         long start = System.nanoTime() + s.warmup().toNanos();
         long end = start + s.measure().toNanos();
         int budget = s.maxRequests();
-        for (long block = 0; System.nanoTime() < end && budget > 0; block++) {
-            for (int half = 0; half < 2; half++) {
-                boolean isHttp = (block + half) % 2 == 0;
+        for (long cycle = 0; System.nanoTime() < end && budget > 0; cycle++) {
+            for (int j = 0; j < calls.length; j++) {
+                int kind = (int) ((cycle + j) % calls.length);
                 for (int i = 0; i < BLOCK; i++) {
                     long t0 = System.nanoTime();
                     try {
-                        (isHttp ? httpCall : directCall).call();
+                        calls[kind].call();
                     } catch (Exception e) {
                         errors++;
                         if (first == null) {
@@ -541,17 +656,17 @@ public final class LoadTest {
                     }
                     long t1 = System.nanoTime();
                     if (t0 >= start) {
-                        (isHttp ? h : d).add(t1 - t0);
+                        lat[kind].add(t1 - t0);
                         budget--;
                     }
                 }
             }
         }
-        if (h.count() == 0 || d.count() == 0) {
-            throw new IllegalStateException("the HTTP vs direct phase recorded no run (" + errors + " errors"
+        if (lat[0].count() == 0 || lat[1].count() == 0 || lat[2].count() == 0) {
+            throw new IllegalStateException("the HTTP vs direct phase recorded no run of some kind (" + errors + " errors"
                     + (first == null ? "" : ", first: " + first) + ")");
         }
-        return new Overhead(h, d, errors, first);
+        return new Overhead(lat[0], lat[2], lat[1], errors, first);
     }
 
     /** Requests to both packages, both adapters, one client each, for the server warm-up; returns the failures. */
@@ -576,8 +691,10 @@ public final class LoadTest {
         params.put("adapter", "a");
         params.put("adapter_versions", Map.of("a", 1L));
         int iterations = (int) Math.max(50, Math.min(2000, s.measure().toMillis()));
+        InferCodec.Body binary = binaryBodies.get("0/a");
         Latencies read = new Latencies();
         Latencies write = new Latencies();
+        Latencies readBinary = new Latencies();
         int responseBytes = 0;
         for (int i = 0; i < 2 * iterations; i++) {
             long t0 = System.nanoTime();
@@ -585,13 +702,17 @@ public final class LoadTest {
             long t1 = System.nanoTime();
             byte[] resp = InferCodec.write("side", r.id(), params, out);
             long t2 = System.nanoTime();
+            InferCodec.read(binary.bytes(), binary.headerLength(), 1024);
+            long t3 = System.nanoTime();
             responseBytes = resp.length;
             if (i >= iterations) {
                 read.add(t1 - t0);
                 write.add(t2 - t1);
+                readBinary.add(t3 - t2);
             }
         }
-        return new Codec(body.length, responseBytes, read.percentile(0.5) / 1e6, write.percentile(0.5) / 1e6);
+        return new Codec(body.length, responseBytes, read.percentile(0.5) / 1e6, write.percentile(0.5) / 1e6,
+                binary.bytes().length, readBinary.percentile(0.5) / 1e6);
     }
 
     private ServerStats scrapeUnchecked(URI server, String model) {

@@ -81,13 +81,18 @@ class LatenciesTest {
     void theOverheadIntervalCoversAKnownShiftAndTheVerdictFollowsIt() {
         Latencies http = new Latencies();
         Latencies direct = new Latencies();
+        Latencies binary = new Latencies();
         Random r = new Random(9);
         for (int i = 0; i < 400; i++) {
             long base = 10_000_000 + (long) (r.nextGaussian() * 500_000);
             direct.add(base);
             http.add(base + 1_500_000 + (long) (r.nextGaussian() * 500_000));
+            binary.add(base + 500_000 + (long) (r.nextGaussian() * 500_000));
         }
-        LoadTest.Overhead o = new LoadTest.Overhead(http, direct, 0, null);
+        LoadTest.Overhead o = new LoadTest.Overhead(http, binary, direct, 0, null);
+        double[] bci = o.binaryDiffIntervalMs(1000, 3);
+        assertTrue(bci[0] > 0.0 && bci[1] < 1.0 && bci[0] <= o.binaryDiffMs() && o.binaryDiffMs() <= bci[1],
+                "the binary interval is around its 0.5 ms shift: " + bci[0] + " .. " + bci[1]);
         double[] ci = o.diffIntervalMs(1000, 3);
         assertTrue(ci[0] <= o.diffMs() && o.diffMs() <= ci[1], ci[0] + " .. " + ci[1]);
         assertTrue(ci[0] > 1.0 && ci[1] < 2.0, "the interval is around the 1.5 ms shift: " + ci[0] + " .. " + ci[1]);

@@ -64,7 +64,7 @@ class LoadTestTest {
             assertTrue(r.phases().stream().filter(p -> p.path().equals("HTTP")).mapToDouble(LoadTest.Phase::cpuSeconds).sum() > 0,
                     "the server used CPU time");
         }
-        assertTrue(r.overhead().http().count() > 0 && r.overhead().direct().count() > 0);
+        assertTrue(r.overhead().http().count() > 0 && r.overhead().direct().count() > 0 && r.overhead().binary().count() > 0);
         assertTrue(r.maxCheckError() < 1e-4);
         assertEquals(2, r.servers().size());
         for (LoadTest.ServerRun run : r.servers()) {
@@ -76,6 +76,8 @@ class LoadTestTest {
             }
         }
         assertTrue(r.codec().readMs() > 0 && r.codec().bodyBytes() > 64 * 4, r.codec().toString());
+        assertTrue(r.codec().binaryReadMs() > 0 && r.codec().binaryBodyBytes() > 64 * 4
+                && r.codec().binaryBodyBytes() < r.codec().bodyBytes(), r.codec().toString());
         assertTrue(r.inputShape().contains("x [1, 1, 8, 8]"), r.inputShape());
 
         String md = LoadReport.render(r, "bench/load --quick", Machine.describe(), true);
@@ -84,6 +86,8 @@ class LoadTestTest {
         assertTrue(md.contains("**Smoke run**"), md);
         assertTrue(md.contains("| HTTP | multi (a, b alternating) | on | 3 |"), md);
         assertTrue(md.contains("### Where the time of a request goes"), md);
+        assertTrue(md.contains("| HTTP overhead at p50, binary tensor data"), md);
+        assertTrue(md.contains("| Reading the same request as binary tensor data"), md);
         assertTrue(LoadReport.summary(r).contains("HTTP overhead at p50"));
         Path docs = tmp.resolve("BENCHMARKS.md");
         Files.writeString(docs, "# Benchmarks\n");

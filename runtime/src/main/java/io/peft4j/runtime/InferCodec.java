@@ -27,6 +27,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Predicate;
 
 /**
  * Open Inference Protocol v2 JSON for inference: reads a request body into tensors and writes a
@@ -34,6 +35,15 @@ import java.util.Set;
  * element type's array (an off-heap little-endian buffer that ONNX Runtime reads in place), flat
  * or nested, so that a body of millions of numbers costs one pass and no boxing; the element count
  * must match the shape. Output data is written the same way, flattened row-major.
+ *
+ * <p>Triton's binary tensor data extension ({@code binary_tensor_data}): when the request says
+ * how long its JSON is ({@code Inference-Header-Content-Length}), an input with
+ * {@code "parameters": {"binary_data_size": N}} and no {@code data} takes the next N bytes after
+ * the JSON, in input order: little-endian elements without padding, BOOL one byte each, BYTES a
+ * 4-byte little-endian length before each element. The sizes must account for every byte after
+ * the JSON. Outputs asked for with {@code "binary_data": true} (or all, with the request's
+ * {@code "binary_data_output": true}) are written the same way after the response's JSON, which
+ * gives each one's {@code binary_data_size}.
  *
  * <p>Every fault in a body (not JSON, missing or misspelt fields, unknown datatypes, data that does
  * not fit the shape or the datatype) is an {@link ApiException} 400 whose message says which
@@ -59,14 +69,37 @@ public final class InferCodec {
     /**
      * A parsed request.
      *
-     * @param id       the caller's request id, echoed back (null when absent)
-     * @param inputs   the inputs in request order
-     * @param outputs  the outputs asked for (empty: all)
-     * @param adapter  {@code parameters.adapter}: one adapter for the batch, or null
-     * @param adapters {@code parameters.adapters}: one per row ({@code null} entries: base), or null
+     * @param id               the caller's request id, echoed back (null when absent)
+     * @param inputs           the inputs in request order
+     * @param outputs          the outputs asked for (empty: all)
+     * @param adapter          {@code parameters.adapter}: one adapter for the batch, or null
+     * @param adapters         {@code parameters.adapters}: one per row ({@code null} entries: base), or null
+     * @param binaryData       {@code outputs[].parameters.binary_data} where an output gives it
+     * @param binaryDataOutput {@code parameters.binary_data_output}: outputs are binary unless they say otherwise
      */
-    public record Request(String id, List<Input> inputs, Set<String> outputs, String adapter, List<String> adapters) {
+    public record Request(String id, List<Input> inputs, Set<String> outputs, String adapter, List<String> adapters,
+                          Map<String, Boolean> binaryData, boolean binaryDataOutput) {
+
+        /** Whether {@code output} is to be answered as binary tensor data. */
+        public boolean binary(String output) {
+            return binaryData.getOrDefault(output, binaryDataOutput);
+        }
     }
+
+    /**
+     * A response body: JSON alone ({@code headerLength} -1), or JSON of {@code headerLength}
+     * bytes followed by binary tensor data.
+     */
+    public record Body(byte[] bytes, int headerLength) {
+
+        /** Whether binary tensor data follows the JSON (the answer is then {@code application/octet-stream}). */
+        public boolean binary() {
+            return headerLength >= 0;
+        }
+    }
+
+    /** The HTTP header that gives the length of the JSON before binary tensor data. */
+    public static final String HEADER_LENGTH = "Inference-Header-Content-Length";
 
     // ---------------------------------------------------------------- datatypes
 
@@ -111,12 +144,29 @@ public final class InferCodec {
 
     // ---------------------------------------------------------------- reading
 
-    /** Parses an inference request body; {@code maxRows} bounds every input's first axis. */
+    /** Parses a JSON inference request body; {@code maxRows} bounds every input's first axis. */
     public static Request read(byte[] body, long maxRows) {
+        return read(body, -1, maxRows);
+    }
+
+    /**
+     * Parses an inference request body whose first {@code headerLength} bytes are JSON and the
+     * rest binary tensor data; {@code headerLength} -1: no {@code Inference-Header-Content-Length}
+     * header, the body is all JSON.
+     */
+    public static Request read(byte[] body, int headerLength, long maxRows) {
         if (body == null || body.length == 0) {
             throw ApiException.badRequest("the request body is empty; send a JSON object with \"inputs\"");
         }
-        try (JsonParser p = JSON.createParser(body)) {
+        if (headerLength > body.length) {
+            throw ApiException.badRequest(HEADER_LENGTH + " is " + headerLength + " but the body has only " + body.length + " bytes");
+        }
+        if (headerLength == 0) {
+            throw ApiException.badRequest(HEADER_LENGTH + " is 0; it gives the length of the JSON request at the start of the body");
+        }
+        Binary binary = new Binary(body, headerLength);
+        int jsonLength = headerLength < 0 ? body.length : headerLength;
+        try (JsonParser p = JSON.createParser(body, 0, jsonLength)) {
             if (p.nextToken() != JsonToken.START_OBJECT) {
                 throw ApiException.badRequest("the request body must be a JSON object with \"inputs\"");
             }
@@ -125,13 +175,15 @@ public final class InferCodec {
             Set<String> outputs = new LinkedHashSet<>();
             String adapter = null;
             List<String> adapters = null;
+            Map<String, Boolean> binaryData = new LinkedHashMap<>();
+            boolean binaryDataOutput = false;
             while (p.nextToken() == JsonToken.FIELD_NAME) {
                 String field = p.currentName();
                 JsonToken t = p.nextToken();
                 switch (field) {
                     case "id" -> id = text(p, t, "id");
-                    case "inputs" -> inputs = readInputs(p, t, maxRows, body.length / 2 + 1);
-                    case "outputs" -> readOutputs(p, t, outputs);
+                    case "inputs" -> inputs = readInputs(p, t, maxRows, jsonLength / 2 + 1, binary);
+                    case "outputs" -> readOutputs(p, t, outputs, binaryData);
                     case "parameters" -> {
                         expect(t, JsonToken.START_OBJECT, "parameters must be an object");
                         while (p.nextToken() == JsonToken.FIELD_NAME) {
@@ -141,6 +193,8 @@ public final class InferCodec {
                                 adapter = v == JsonToken.VALUE_NULL ? null : text(p, v, "parameters.adapter");
                             } else if (k.equals("adapters")) {
                                 adapters = readAdapters(p, v);
+                            } else if (k.equals("binary_data_output")) {
+                                binaryDataOutput = bool(v, "parameters.binary_data_output");
                             } else {
                                 p.skipChildren();
                             }
@@ -159,7 +213,8 @@ public final class InferCodec {
                 throw ApiException.badRequest("give parameters.adapter (one for the batch) or parameters.adapters (one per "
                         + "row), not both");
             }
-            return new Request(id, inputs, outputs, adapter, adapters);
+            binary.finish();
+            return new Request(id, inputs, outputs, adapter, adapters, binaryData, binaryDataOutput);
         } catch (JsonProcessingException e) {
             throw ApiException.badRequest("malformed JSON: " + e.getOriginalMessage() + " at line " + e.getLocation().getLineNr()
                     + ", column " + e.getLocation().getColumnNr());
@@ -172,6 +227,13 @@ public final class InferCodec {
         if (got != want) {
             throw ApiException.badRequest(message);
         }
+    }
+
+    private static boolean bool(JsonToken t, String what) {
+        if (t != JsonToken.VALUE_TRUE && t != JsonToken.VALUE_FALSE) {
+            throw ApiException.badRequest(what + " must be true or false");
+        }
+        return t == JsonToken.VALUE_TRUE;
     }
 
     private static String text(JsonParser p, JsonToken t, String what) throws IOException {
@@ -197,16 +259,29 @@ public final class InferCodec {
         return out;
     }
 
-    private static void readOutputs(JsonParser p, JsonToken t, Set<String> outputs) throws IOException {
+    private static void readOutputs(JsonParser p, JsonToken t, Set<String> outputs, Map<String, Boolean> binaryData)
+            throws IOException {
         expect(t, JsonToken.START_ARRAY, "outputs must be an array of {\"name\": ...} objects");
         for (JsonToken o = p.nextToken(); o != JsonToken.END_ARRAY; o = p.nextToken()) {
             expect(o, JsonToken.START_OBJECT, "each of outputs must be an object with a name");
             String name = null;
+            Boolean binary = null;
             while (p.nextToken() == JsonToken.FIELD_NAME) {
                 String k = p.currentName();
                 JsonToken v = p.nextToken();
                 if (k.equals("name")) {
                     name = text(p, v, "outputs[].name");
+                } else if (k.equals("parameters")) {
+                    expect(v, JsonToken.START_OBJECT, "outputs[].parameters must be an object");
+                    while (p.nextToken() == JsonToken.FIELD_NAME) {
+                        String q = p.currentName();
+                        JsonToken w = p.nextToken();
+                        if (q.equals("binary_data")) {
+                            binary = bool(w, "outputs[].parameters.binary_data");
+                        } else {
+                            p.skipChildren();
+                        }
+                    }
                 } else {
                     p.skipChildren();
                 }
@@ -215,16 +290,20 @@ public final class InferCodec {
                 throw ApiException.badRequest("an entry of outputs has no name");
             }
             outputs.add(name);
+            if (binary != null) {
+                binaryData.put(name, binary);
+            }
         }
     }
 
-    private static List<Input> readInputs(JsonParser p, JsonToken t, long maxRows, long maxElements) throws IOException {
+    private static List<Input> readInputs(JsonParser p, JsonToken t, long maxRows, long maxElements, Binary binary)
+            throws IOException {
         expect(t, JsonToken.START_ARRAY, "inputs must be an array of tensors");
         List<Input> inputs = new ArrayList<>();
         Set<String> names = new LinkedHashSet<>();
         for (JsonToken o = p.nextToken(); o != JsonToken.END_ARRAY; o = p.nextToken()) {
             expect(o, JsonToken.START_OBJECT, "each of inputs must be an object with name, shape, datatype and data");
-            Input in = readInput(p, inputs.size(), maxRows, maxElements);
+            Input in = readInput(p, inputs.size(), maxRows, maxElements, binary);
             if (!names.add(in.name())) {
                 throw ApiException.badRequest("input '" + in.name() + "' is given twice");
             }
@@ -233,11 +312,13 @@ public final class InferCodec {
         return inputs;
     }
 
-    private static Input readInput(JsonParser p, int position, long maxRows, long maxElements) throws IOException {
+    private static Input readInput(JsonParser p, int position, long maxRows, long maxElements, Binary binary)
+            throws IOException {
         String name = null;
         long[] shape = null;
         String datatype = null;
         Values data = null;
+        long binarySize = -1;
         while (p.nextToken() == JsonToken.FIELD_NAME) {
             String k = p.currentName();
             JsonToken v = p.nextToken();
@@ -252,6 +333,7 @@ public final class InferCodec {
                     long expected = shape == null ? -1 : Math.min(Tensor.numel(shape), maxElements);
                     data = Values.read(p, v, dt, expected, what);
                 }
+                case "parameters" -> binarySize = readInputParameters(p, v, what);
                 default -> p.skipChildren();
             }
         }
@@ -265,15 +347,124 @@ public final class InferCodec {
         if (datatype == null) {
             throw ApiException.badRequest(what + " has no datatype");
         }
-        if (data == null) {
-            throw ApiException.badRequest(what + " has no data");
+        if (data != null && binarySize >= 0) {
+            throw ApiException.badRequest(what + " has both data and parameters.binary_data_size; give one of them");
+        }
+        if (data == null && binarySize < 0) {
+            throw ApiException.badRequest(what + " has no data (nor parameters.binary_data_size for binary tensor data)");
         }
         if (shape.length > 0 && shape[0] > maxRows) {
             throw ApiException.badRequest(what + " has " + shape[0] + " rows; this server takes at most " + maxRows
                     + " per request (peft4j.max-batch-rows)");
         }
         DataType dt = dataType(datatype, name);
+        if (binarySize >= 0) {
+            return new Input(name, datatype, binary.take(dt, shape, binarySize, what));
+        }
         return new Input(name, datatype, data.toTensor(dt, shape, what));
+    }
+
+    /** An input's parameters: its {@code binary_data_size}, or -1 when it has none. */
+    private static long readInputParameters(JsonParser p, JsonToken t, String what) throws IOException {
+        expect(t, JsonToken.START_OBJECT, what + ".parameters must be an object");
+        long size = -1;
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+            String k = p.currentName();
+            JsonToken v = p.nextToken();
+            if (k.equals("binary_data_size")) {
+                if (v != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER || p.getLongValue() < 0) {
+                    throw ApiException.badRequest(what + ".parameters.binary_data_size must be a non-negative integer (bytes)");
+                }
+                size = p.getLongValue();
+            } else {
+                p.skipChildren();
+            }
+        }
+        return size;
+    }
+
+    /**
+     * The binary tensor data after the JSON of a request: inputs take their bytes in order, and
+     * together they must take all of it.
+     */
+    private static final class Binary {
+        private final byte[] body;
+        private final int start;       // first byte after the JSON; -1: no Inference-Header-Content-Length
+        private int position;
+
+        Binary(byte[] body, int headerLength) {
+            this.body = body;
+            this.start = headerLength;
+            this.position = headerLength;
+        }
+
+        Tensor take(DataType dt, long[] shape, long size, String what) {
+            if (start < 0) {
+                throw ApiException.badRequest(what + " has parameters.binary_data_size but the request has no " + HEADER_LENGTH
+                        + " header; send the length of the JSON in bytes in that header and the tensor bytes after the JSON");
+            }
+            long numel = Tensor.numel(shape);
+            if (dt != DataType.STRING && size != dt.byteSize(numel)) {
+                throw ApiException.badRequest(what + ": binary_data_size is " + size + " bytes; shape " + Arrays.toString(shape)
+                        + " of " + datatype(dt) + " takes " + dt.byteSize(numel) + " (" + numel + " × " + dt.elementSize() + ")");
+            }
+            long left = body.length - position;
+            if (size > left) {
+                throw ApiException.badRequest(what + ": binary_data_size is " + size + " bytes but only " + left + " bytes of binary "
+                        + "data are left after the JSON" + (position > start ? " and the inputs before it" : "")
+                        + " (body " + body.length + " bytes, " + HEADER_LENGTH + " " + start + ")");
+            }
+            int n = (int) size;
+            Tensor t = dt == DataType.STRING ? strings(shape, numel, n, what) : fixed(dt, shape, n, what);
+            position += n;
+            return t;
+        }
+
+        private Tensor fixed(DataType dt, long[] shape, int n, String what) {
+            if (dt == DataType.BOOL) {
+                for (int i = position; i < position + n; i++) {
+                    if (body[i] != 0 && body[i] != 1) {
+                        throw ApiException.badRequest(what + ": BOOL binary data must be bytes 0 or 1, got " + (body[i] & 0xff)
+                                + " at element " + (i - position));
+                    }
+                }
+            }
+            ByteBuffer b = direct(Math.max(n, 1));
+            b.put(body, position, n).flip();
+            return Tensor.wrap(dt, shape, b);
+        }
+
+        /** BYTES elements: each a 4-byte little-endian length and that many bytes. */
+        private Tensor strings(long[] shape, long numel, int n, String what) {
+            ByteBuffer b = ByteBuffer.wrap(body, position, n).order(ByteOrder.LITTLE_ENDIAN);
+            List<byte[]> out = new ArrayList<>((int) Math.min(numel, 1 << 16));
+            while (b.hasRemaining()) {
+                if (b.remaining() < 4) {
+                    throw ApiException.badRequest(what + ": BYTES binary data ends inside the 4-byte length of element " + out.size());
+                }
+                long len = b.getInt() & 0xffffffffL;
+                if (len > b.remaining()) {
+                    throw ApiException.badRequest(what + ": BYTES element " + out.size() + " says " + len + " bytes but only "
+                            + b.remaining() + " of its binary_data_size are left");
+                }
+                byte[] s = new byte[(int) len];
+                b.get(s);
+                out.add(s);
+            }
+            if (out.size() != numel) {
+                throw ApiException.badRequest(what + ": BYTES binary data holds " + out.size() + " elements; shape "
+                        + Arrays.toString(shape) + " needs " + numel);
+            }
+            return Tensor.ofStrings(shape, out);
+        }
+
+        /** Every byte after the JSON belongs to an input. */
+        void finish() {
+            if (start >= 0 && position != body.length) {
+                throw ApiException.badRequest("the body has " + (body.length - start) + " bytes after its " + start + "-byte JSON ("
+                        + HEADER_LENGTH + "), but the inputs' binary_data_size add up to " + (position - start));
+            }
+        }
     }
 
     private static long[] readShape(JsonParser p, JsonToken t, String what) throws IOException {
@@ -315,6 +506,7 @@ public final class InferCodec {
         private DataType dtype;          // the type the buffer holds; null: generic numbers
         private ByteBuffer buf;          // typed data, little-endian
         private double[] numbers;        // generic: value of each number
+        private float[] floats;          // generic: the float of each number's text (no double rounding)
         private long[] integers;         // generic: exact value when the number was an integer
         private boolean[] integral;
         private List<byte[]> strings;
@@ -330,6 +522,7 @@ public final class InferCodec {
                 v.buf = direct(dt.byteSize(Math.max(capacity, 1)));
             } else {
                 v.numbers = new double[Math.max(capacity, 16)];
+                v.floats = new float[v.numbers.length];
                 v.integers = new long[v.numbers.length];
                 v.integral = new boolean[v.numbers.length];
             }
@@ -397,6 +590,7 @@ public final class InferCodec {
             if (count == numbers.length) {
                 int n = Math.max(16, count * 2);
                 numbers = Arrays.copyOf(numbers, n);
+                floats = Arrays.copyOf(floats, n);
                 integers = Arrays.copyOf(integers, n);
                 integral = Arrays.copyOf(integral, n);
             }
@@ -407,14 +601,23 @@ public final class InferCodec {
                 strings.add(p.getText().getBytes(StandardCharsets.UTF_8));
             } else if (t == JsonToken.VALUE_TRUE || t == JsonToken.VALUE_FALSE) {
                 numbers[count] = t == JsonToken.VALUE_TRUE ? 1 : 0;
+                floats[count] = (float) numbers[count];
                 integers[count] = (long) numbers[count];
                 integral[count] = true;
+            } else if (t == JsonToken.VALUE_NUMBER_INT && p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+                String text = p.getText();   // beyond 64 bits: fine for floating point, out of range otherwise
+                numbers[count] = Double.parseDouble(text);
+                floats[count] = Float.parseFloat(text);
             } else if (t == JsonToken.VALUE_NUMBER_INT) {
                 integers[count] = p.getLongValue();
                 numbers[count] = integers[count];
+                floats[count] = number(p, t, what);   // one rounding, as Float.parseFloat of the digits
                 integral[count] = true;
             } else if (t == JsonToken.VALUE_NUMBER_FLOAT) {
-                numbers[count] = p.getDoubleValue();
+                // both from the text: jackson derives one from the other once either is asked for, rounding twice
+                String text = p.getText();
+                numbers[count] = Double.parseDouble(text);
+                floats[count] = Float.parseFloat(text);
             } else {
                 throw ApiException.badRequest(what + ": data must hold numbers, booleans or strings, got " + describe(t));
             }
@@ -453,7 +656,7 @@ public final class InferCodec {
                 typed.dtype = dt;
                 typed.buf = direct(dt.byteSize(Math.max(count, 1)));
                 for (int i = 0; i < count; i++) {
-                    typed.putGeneric(numbers[i], integers[i], integral[i], what);
+                    typed.putGeneric(numbers[i], floats[i], integers[i], integral[i], what);
                 }
                 typed.count = count;
                 return typed.toTensor(dt, shape, what);
@@ -462,10 +665,10 @@ public final class InferCodec {
             return Tensor.wrap(dt, shape, buf);
         }
 
-        private void putGeneric(double d, long l, boolean isInt, String what) {
+        private void putGeneric(double d, float f, long l, boolean isInt, String what) {
             switch (dtype) {
-                case FLOAT -> buf.putFloat((float) d);
-                case FLOAT16 -> buf.putShort(Half.floatToFp16((float) d));
+                case FLOAT -> buf.putFloat(f);
+                case FLOAT16 -> buf.putShort(Half.floatToFp16(f));
                 case DOUBLE -> buf.putDouble(d);
                 case BOOL -> {
                     if (!isInt || (l != 0 && l != 1)) {
@@ -474,6 +677,9 @@ public final class InferCodec {
                     buf.put((byte) l);
                 }
                 default -> {
+                    if (!isInt && d == Math.rint(d)) {
+                        throw ApiException.badRequest(what + ": " + d + " is out of range for " + datatype(dtype));
+                    }
                     if (!isInt) {
                         throw ApiException.badRequest(what + ": " + datatype(dtype) + " data must be integers, got " + d);
                     }
@@ -501,11 +707,19 @@ public final class InferCodec {
             };
         }
 
+        /**
+         * A number token as a float, rounded once from its text (jackson's fast parser, the
+         * same value as {@code Float.parseFloat}), not through a double.
+         */
         private static float number(JsonParser p, JsonToken t, String what) throws IOException {
             if (t != JsonToken.VALUE_NUMBER_FLOAT && t != JsonToken.VALUE_NUMBER_INT) {
                 throw ApiException.badRequest(what + ": data must be numbers, got " + describe(t));
             }
-            return p.getFloatValue();
+            float f = p.getFloatValue();
+            if (f == 0 && t == JsonToken.VALUE_NUMBER_INT && p.getTextLength() > 0 && p.getTextCharacters()[p.getTextOffset()] == '-') {
+                return -0.0f;   // "-0": jackson reads the integer 0; Float.parseFloat keeps the sign
+            }
+            return f;
         }
 
         private static double doubleNumber(JsonParser p, JsonToken t, String what) throws IOException {
@@ -553,9 +767,20 @@ public final class InferCodec {
 
     // ---------------------------------------------------------------- writing
 
-    /** The response body: model name and version, the request's id, parameters, and the outputs. */
+    /** The response body, all JSON: model name and version, the request's id, parameters, and the outputs. */
     public static byte[] write(String model, String id, Map<String, Object> parameters, Map<String, Tensor> outputs) {
+        return write(model, id, parameters, outputs, name -> false).bytes();
+    }
+
+    /**
+     * The response body, with the outputs that {@code binary} names as binary tensor data after
+     * the JSON (in output order); all JSON when it names none.
+     */
+    public static Body write(String model, String id, Map<String, Object> parameters, Map<String, Tensor> outputs,
+                             Predicate<String> binary) {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream(4096);
+        List<Tensor> binaries = new ArrayList<>();
+        long binaryBytes = 0;
         try (JsonGenerator g = JSON.createGenerator(bytes, JsonEncoding.UTF8)) {
             g.writeStartObject();
             g.writeStringField("model_name", model);
@@ -569,14 +794,55 @@ public final class InferCodec {
             }
             g.writeArrayFieldStart("outputs");
             for (Map.Entry<String, Tensor> e : outputs.entrySet()) {
-                writeTensor(g, e.getKey(), e.getValue());
+                if (binary.test(e.getKey())) {
+                    long size = binarySize(e.getValue());
+                    writeTensorHeader(g, e.getKey(), e.getValue());
+                    g.writeObjectFieldStart("parameters");
+                    g.writeNumberField("binary_data_size", size);
+                    g.writeEndObject();
+                    g.writeEndObject();
+                    binaries.add(e.getValue());
+                    binaryBytes += size;
+                } else {
+                    writeTensor(g, e.getKey(), e.getValue());
+                }
             }
             g.writeEndArray();
             g.writeEndObject();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        return bytes.toByteArray();
+        if (binaries.isEmpty()) {
+            return new Body(bytes.toByteArray(), -1);
+        }
+        int json = bytes.size();
+        if (json + binaryBytes > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("the response's binary tensor data is larger than one body can hold");
+        }
+        byte[] out = Arrays.copyOf(bytes.toByteArray(), (int) (json + binaryBytes));
+        ByteBuffer w = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN).position(json);
+        for (Tensor t : binaries) {
+            if (t.dtype() == DataType.STRING) {
+                for (byte[] v : t.strings()) {
+                    w.putInt(v.length).put(v);
+                }
+            } else {
+                w.put(t.bytes());
+            }
+        }
+        return new Body(out, json);
+    }
+
+    /** Bytes of a tensor as binary tensor data. */
+    private static long binarySize(Tensor t) {
+        if (t.dtype() != DataType.STRING) {
+            return t.byteSize();
+        }
+        long n = 0;
+        for (byte[] v : t.strings()) {
+            n += 4L + v.length;
+        }
+        return n;
     }
 
     private static void writeValue(JsonGenerator g, Object v) throws IOException {
@@ -608,7 +874,8 @@ public final class InferCodec {
         }
     }
 
-    private static void writeTensor(JsonGenerator g, String name, Tensor t) throws IOException {
+    /** Opens an output object with its name, datatype and shape. */
+    private static void writeTensorHeader(JsonGenerator g, String name, Tensor t) throws IOException {
         g.writeStartObject();
         g.writeStringField("name", name);
         g.writeStringField("datatype", datatype(t.dtype()));
@@ -617,6 +884,10 @@ public final class InferCodec {
             g.writeNumber(d);
         }
         g.writeEndArray();
+    }
+
+    private static void writeTensor(JsonGenerator g, String name, Tensor t) throws IOException {
+        writeTensorHeader(g, name, t);
         g.writeArrayFieldStart("data");
         int n = Math.toIntExact(t.numel());
         switch (t.dtype()) {

@@ -1,11 +1,13 @@
 package io.peft4j.runtime;
 
+import io.micronaut.core.annotation.Nullable;
 import io.micronaut.http.HttpResponse;
 import io.micronaut.http.HttpStatus;
 import io.micronaut.http.MediaType;
 import io.micronaut.http.annotation.Body;
 import io.micronaut.http.annotation.Controller;
 import io.micronaut.http.annotation.Get;
+import io.micronaut.http.annotation.Header;
 import io.micronaut.http.annotation.PathVariable;
 import io.micronaut.http.annotation.Post;
 import io.micronaut.scheduling.TaskExecutors;
@@ -52,7 +54,7 @@ public final class InferenceController {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("name", "peft4j");
         m.put("version", Versions.peft4j());
-        m.put("extensions", List.of("model_repository", "adapters"));
+        m.put("extensions", List.of("model_repository", "adapters", "binary_tensor_data"));
         return m;
     }
 
@@ -115,11 +117,17 @@ public final class InferenceController {
         return HttpResponse.ok(Map.of("name", model, "ready", true));
     }
 
-    /** The body is read as JSON whatever its declared type (curl -d sends form-urlencoded). */
+    /**
+     * The body is read as JSON whatever its declared type (curl -d sends form-urlencoded), or,
+     * with an {@code Inference-Header-Content-Length} header, as that many bytes of JSON followed
+     * by binary tensor data (Triton's binary tensor data extension). An answer with binary outputs
+     * is {@code application/octet-stream} with the same header giving its JSON's length.
+     */
     @Post(uri = "/models/{model}/infer", consumes = {MediaType.APPLICATION_JSON, MediaType.TEXT_PLAIN, MediaType.APPLICATION_FORM_URLENCODED,
-            MediaType.APPLICATION_OCTET_STREAM}, produces = MediaType.APPLICATION_JSON)
+            MediaType.APPLICATION_OCTET_STREAM}, produces = {MediaType.APPLICATION_JSON, MediaType.APPLICATION_OCTET_STREAM})
     @ExecuteOn(TaskExecutors.BLOCKING)
-    public HttpResponse<byte[]> infer(@PathVariable String model, @Body byte[] body) {
+    public HttpResponse<byte[]> infer(@PathVariable String model, @Nullable @Header(InferCodec.HEADER_LENGTH) String headerLength,
+                                      @Body byte[] body) {
         long t0 = System.nanoTime();
         String modelTag = "unknown";
         String adapterTag = "base";
@@ -128,7 +136,7 @@ public final class InferenceController {
         try {
             ModelScheduler s = repository.scheduler(model);
             modelTag = model;
-            InferCodec.Request r = InferCodec.read(body, config.maxBatchRows());
+            InferCodec.Request r = InferCodec.read(body, headerLength(headerLength), config.maxBatchRows());
             adapterTag = r.adapters() != null ? "per-row" : r.adapter() != null ? r.adapter() : "base";
             checkTypes(model, s.backend().info(), r.inputs());
             AdapterSelection sel = r.adapters() != null ? AdapterSelection.perRow(r.adapters()) : AdapterSelection.of(r.adapter());
@@ -141,9 +149,13 @@ public final class InferenceController {
                 params.put("adapter_versions", new LinkedHashMap<>(result.adapterVersions()));
             }
             Map<String, Tensor> outputs = result.outputs();
-            byte[] json = InferCodec.write(model, r.id(), params, outputs);
+            InferCodec.Body answer = InferCodec.write(model, r.id(), params, outputs, r::binary);
             status = 200;
-            return HttpResponse.ok(json).contentType(MediaType.APPLICATION_JSON_TYPE);
+            if (answer.binary()) {
+                return HttpResponse.ok(answer.bytes()).contentType(MediaType.APPLICATION_OCTET_STREAM_TYPE)
+                        .header(InferCodec.HEADER_LENGTH, Integer.toString(answer.headerLength()));
+            }
+            return HttpResponse.ok(answer.bytes()).contentType(MediaType.APPLICATION_JSON_TYPE);
         } catch (ApiException e) {
             status = e.status().getCode();
             throw e;
@@ -160,10 +172,28 @@ public final class InferenceController {
     }
 
     @Post(uri = "/models/{model}/versions/1/infer", consumes = {MediaType.APPLICATION_JSON, MediaType.TEXT_PLAIN, MediaType.APPLICATION_FORM_URLENCODED,
-            MediaType.APPLICATION_OCTET_STREAM}, produces = MediaType.APPLICATION_JSON)
+            MediaType.APPLICATION_OCTET_STREAM}, produces = {MediaType.APPLICATION_JSON, MediaType.APPLICATION_OCTET_STREAM})
     @ExecuteOn(TaskExecutors.BLOCKING)
-    public HttpResponse<byte[]> inferVersion(@PathVariable String model, @Body byte[] body) {
-        return infer(model, body);
+    public HttpResponse<byte[]> inferVersion(@PathVariable String model, @Nullable @Header(InferCodec.HEADER_LENGTH) String headerLength,
+                                             @Body byte[] body) {
+        return infer(model, headerLength, body);
+    }
+
+    /** The JSON length an {@code Inference-Header-Content-Length} header gives; -1 without one. */
+    static int headerLength(String value) {
+        if (value == null) {
+            return -1;
+        }
+        try {
+            int n = Integer.parseInt(value.trim());
+            if (n >= 0) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // answered below
+        }
+        throw ApiException.badRequest(InferCodec.HEADER_LENGTH + " must be the length of the JSON in bytes, a non-negative integer; "
+                + "got '" + value + "'");
     }
 
     /** Input datatypes against the model's, in the protocol's names. */

@@ -63,6 +63,27 @@ final class Http {
         return send(builder(path).header("Content-Type", contentType).POST(HttpRequest.BodyPublishers.ofByteArray(body)).build());
     }
 
+    /** A POST whose answer is kept as bytes (binary tensor data), with extra request headers; no Content-Type unless given. */
+    HttpResponse<byte[]> postRaw(String path, byte[] body, Map<String, String> headers) {
+        HttpRequest.Builder b = builder(path).POST(HttpRequest.BodyPublishers.ofByteArray(body));
+        headers.forEach(b::header);
+        try {
+            return CLIENT.send(b.build(), HttpResponse.BodyHandlers.ofByteArray());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** A POST with headers, its answer read as in {@link #post}. */
+    Reply post(String path, byte[] body, Map<String, String> headers) {
+        HttpRequest.Builder b = builder(path).POST(HttpRequest.BodyPublishers.ofByteArray(body));
+        headers.forEach(b::header);
+        return send(b.build());
+    }
+
     Reply delete(String path) {
         return send(builder(path).DELETE().build());
     }
