@@ -37,11 +37,12 @@ final class LoadReport {
                 + "request: ").append(r.inputShape()).append(String.format(Locale.ROOT, ", a %.0f KiB JSON body.%n",
                 r.codec().bodyBytes() / 1024.0));
         md.append("- **Server:** `peft4j serve --threads ").append(s.threads()).append(" --merged-sessions ")
-                .append(LoadTest.MERGED_SESSIONS).append("` (the side package's adapter in use runs on a "
-                        + "session with it merged in, built after its first request; the default is 0)")
+                .append(LoadTest.MERGED_SESSIONS).append("` (each of the side package's adapters runs on a "
+                        + "session with it merged in, built after its first request and ready before timing; the default is 0)")
                 .append(" as its own process (JVM options: ").append(s.serverJvm().isEmpty() ? "the defaults" : "`"
-                        + String.join(" ", s.serverJvm()) + "`").append(s.spinning() ? "" : "; `peft4j.spinning=false`: ONNX "
-                        + "Runtime's threads do not spin, here and in the direct baseline").append("), on loopback; *batching on* adds `--batching` "
+                        + String.join(" ", s.serverJvm()) + "`").append(s.spinning() ? "; `peft4j.spinning=true` (`--spin`): ONNX "
+                        + "Runtime's threads spin while they wait, here and in the direct baseline" : "; ONNX Runtime's threads "
+                        + "sleep while they wait (serve's default), here and in the direct baseline").append("), on loopback; *batching on* adds `--batching` "
                         + "(at most 32 rows, 2 ms delay; the defaults); 2 workers per model.\n");
         md.append(String.format(Locale.ROOT, "- **Clients:** closed loop, N threads of one `java.net.http.HttpClient` (HTTP/1.1), "
                 + "each sending its next request when the previous one has answered; after each server start %s s of requests "
@@ -50,7 +51,7 @@ final class LoadReport {
                 + "alternating. A request counts when it answers 200; anything else is an error.%n",
                 secs(s.serverWarmup().toMillis()), secs(s.warmup().toMillis()), secs(s.measure().toMillis()), s.maxRequests()));
         md.append("- **Direct:** the same inputs and adapters through `OrtBackend` (`devices`) in the load driver's JVM, "
-                + s.threads() + " intra-op threads, " + LoadTest.MERGED_SESSIONS + " merged session per side package "
+                + s.threads() + " intra-op threads, " + LoadTest.MERGED_SESSIONS + " merged sessions per side package "
                 + "(ready before timing), same clients: the baseline, in the same run.\n");
         md.append(String.format(Locale.ROOT, "- **Checked first:** every package and adapter answers over HTTP what `OrtBackend` "
                 + "computes (largest relative difference %.1e).%n%n", r.maxCheckError()));
@@ -60,7 +61,8 @@ final class LoadReport {
         double[] ci = o.diffIntervalMs(BOOTSTRAP_ROUNDS, 1);
         int errors = r.errors();
         md.append("| Check | Measured | Target | Verdict |\n|---|---|---|---|\n");
-        md.append(String.format(Locale.ROOT, "| HTTP overhead at p50: one client, side package, adapter `a`, HTTP (JSON), direct and HTTP (binary) runs "
+        md.append(String.format(Locale.ROOT, "| HTTP overhead at p50: one client, side package, adapter `a`, JSON through a lean "
+                + "keep-alive HTTP/1.1 client (as wrk or perf_analyzer), HTTP (JSON), direct, HTTP (binary) and HTTP (JDK client) runs "
                 + "alternating in blocks of %d | HTTP %s − direct %s = **%s** (95 %% interval %s to %s; %,d and %,d runs) "
                 + "| ≤ %.0f ms | **%s** |%n",
                 LoadTest.BLOCK, ms(o.http().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(diff),
@@ -74,6 +76,13 @@ final class LoadReport {
                 r.codec().binaryBodyBytes() / 1024.0, ms(o.binary().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6),
                 signedMs(binaryDiff), signedMs(binaryCi[0]), signedMs(binaryCi[1]), o.binary().count(), LoadTest.OVERHEAD_TARGET_MS,
                 verdict(binaryDiff, binaryCi, LoadTest.OVERHEAD_TARGET_MS, busy(r.loadBefore(), r.loadAfter()))));
+        double jdkDiff = o.jdkDiffMs();
+        double[] jdkCi = o.jdkDiffIntervalMs(BOOTSTRAP_ROUNDS, 1);
+        md.append(String.format(Locale.ROOT, "| For reference: the same JSON requests through the JDK's `java.net.http.HttpClient` "
+                + "(every request handed to its selector thread and back), in the same alternation "
+                + "| HTTP %s − direct %s = %s (95 %% interval %s to %s; %,d runs) | — | — |%n",
+                ms(o.jdk().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(jdkDiff), signedMs(jdkCi[0]),
+                signedMs(jdkCi[1]), o.jdk().count()));
         md.append(String.format(Locale.ROOT, "| Failed requests, all phases | %,d of %,d | 0 | **%s** |%n", errors, r.requests(),
                 errors == 0 ? "PASS" : "MISS"));
         StringBuilder ready = new StringBuilder();
@@ -180,6 +189,8 @@ final class LoadReport {
         sb.append(String.format(Locale.ROOT, "HTTP overhead at p50 (N=1): %s - %s = %s  (95%% interval %s to %s; target <= %.0f ms)%n",
                 ms(o.http().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.diffMs()),
                 signedMs(ci[0]), signedMs(ci[1]), LoadTest.OVERHEAD_TARGET_MS));
+        sb.append(String.format(Locale.ROOT, "HTTP overhead at p50 (N=1), JSON through the JDK's HttpClient: %s - %s = %s%n",
+                ms(o.jdk().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.jdkDiffMs())));
         double[] bci = o.binaryDiffIntervalMs(BOOTSTRAP_ROUNDS, 1);
         sb.append(String.format(Locale.ROOT, "HTTP overhead at p50 (N=1), binary tensor data: %s - %s = %s  (95%% interval %s to %s)%n",
                 ms(o.binary().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.binaryDiffMs()),

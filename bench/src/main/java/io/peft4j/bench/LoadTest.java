@@ -57,7 +57,7 @@ import java.util.function.IntFunction;
  * reported, never retried.
  *
  * <pre>LoadTest --work DIR --out FILE [--docs docs/BENCHMARKS.md] [--quick] [--clients 1,4,16]
- *          [--seconds T] [--warmup W] [--server-warmup S] [--max-requests M] [--threads N] [--no-spin] [--server-jvm "OPTS"]</pre>
+ *          [--seconds T] [--warmup W] [--server-warmup S] [--max-requests M] [--threads N] [--spin] [--server-jvm "OPTS"]</pre>
  */
 public final class LoadTest {
 
@@ -173,13 +173,22 @@ public final class LoadTest {
      * {@code binary} with Triton's binary tensor data (inputs and outputs), {@code direct} the
      * backend alone, in alternating blocks.
      */
-    record Overhead(Latencies http, Latencies binary, Latencies direct, int errors, String firstError) {
+    record Overhead(Latencies http, Latencies binary, Latencies direct, Latencies jdk, int errors, String firstError) {
         double diffMs() {
             return (http.percentile(0.5) - direct.percentile(0.5)) / 1e6;
         }
 
         double binaryDiffMs() {
             return (binary.percentile(0.5) - direct.percentile(0.5)) / 1e6;
+        }
+
+        double jdkDiffMs() {
+            return (jdk.percentile(0.5) - direct.percentile(0.5)) / 1e6;
+        }
+
+        /** The 95 % bootstrap interval of {@link #jdkDiffMs()}. */
+        double[] jdkDiffIntervalMs(int rounds, long seed) {
+            return interval(jdk, direct, rounds, seed);
         }
 
         /** The 95 % bootstrap interval of {@link #diffMs()}. */
@@ -238,7 +247,7 @@ public final class LoadTest {
         }
 
         long requests() {
-            long n = overhead.http().count() + overhead.binary().count() + overhead.direct().count();
+            long n = overhead.http().count() + overhead.binary().count() + overhead.direct().count() + overhead.jdk().count();
             for (Phase p : phases) {
                 n += p.result().latencies().count() + p.result().errors();
             }
@@ -315,8 +324,11 @@ public final class LoadTest {
         return new LoadTest(s).runAll();
     }
 
-    /** Merged sessions per side package, on the server and the direct path alike. */
-    static final int MERGED_SESSIONS = 1;
+    /**
+     * Merged sessions per side package, on the server and the direct path alike: one for each of the
+     * adapters, so that none replaces another during the run.
+     */
+    static final int MERGED_SESSIONS = 2;
 
     /** Runs {@code adapter} on {@code b} until it has its merged session (at most 120 s), as the server's warm-up does. */
     private static void awaitMergedSession(OrtBackend b, String adapter) throws InterruptedException {
@@ -338,6 +350,33 @@ public final class LoadTest {
         }
     }
 
+    /**
+     * Waits (at most 120 s, sending requests) until the server's side package runs every adapter on
+     * a merged session, as its model metadata says ({@code parameters.merged_sessions}).
+     */
+    private void awaitServerMergedSessions(URI server, String pkg) throws IOException, InterruptedException {
+        long t0 = System.nanoTime();
+        URI meta = server.resolve("/v2/models/" + pkg);
+        while (true) {
+            HttpResponse<String> r = http.send(HttpRequest.newBuilder(meta).timeout(Duration.ofSeconds(10)).GET().build(),
+                    HttpResponse.BodyHandlers.ofString());
+            JsonNode ms = JSON.readTree(r.body()).path("parameters").path("merged_sessions").path("adapters");
+            List<String> have = new ArrayList<>();
+            ms.forEach(n -> have.add(n.asText()));
+            if (have.containsAll(ADAPTERS)) {
+                return;
+            }
+            if (System.nanoTime() - t0 > 120_000_000_000L) {
+                throw new IllegalStateException("the server's " + pkg + " package has merged sessions for " + have + " only, after "
+                        + "120 s; it should have them for " + ADAPTERS);
+            }
+            for (String a : ADAPTERS) {
+                send(server.resolve("/v2/models/" + pkg + "/infer"), bodies.get("0/" + a));
+            }
+            Thread.sleep(100);
+        }
+    }
+
     private Results runAll() throws IOException, InterruptedException {
         String loadBefore = Machine.load();
         long t0 = System.nanoTime();
@@ -350,13 +389,15 @@ public final class LoadTest {
         // as the server runs side packages (peft4j serve's default): the adapter in use gets a merged session
         OrtBackend.Options ortOptions = new OrtBackend.Options(s.threads(), 1, s.spinning()).withMergedSessions(MERGED_SESSIONS);
         List<String> jvm = new ArrayList<>(s.serverJvm());
-        if (!s.spinning()) {
-            jvm.add("-Dpeft4j.spinning=false");
+        if (s.spinning()) {
+            jvm.add("-Dpeft4j.spinning=true");
         }
         try (OrtBackend side = OrtBackend.open(s.side(), ortOptions);
              OrtBackend multi = OrtBackend.open(s.multi(), ortOptions)) {
             makeInputs(side);
-            awaitMergedSession(side, ADAPTERS.get(0));
+            for (String a : ADAPTERS) {
+                awaitMergedSession(side, a);
+            }
             Map<Scenario, InferenceBackend> direct = Map.of(Scenario.SIDE, side, Scenario.MULTI, multi);
             codec = codec(side);
             for (Scenario sc : Scenario.values()) {
@@ -383,6 +424,7 @@ public final class LoadTest {
                     check(server.uri(), direct);
                     progress("warming the server up for " + s.serverWarmup().toMillis() + " ms");
                     warmupErrors += warmUp(server.uri());
+                    awaitServerMergedSessions(server.uri(), Scenario.SIDE.pkg);
                     if (!batching) {
                         progress("HTTP vs direct, alternating, N=1");
                         overhead = overhead(server.uri(), side);
@@ -521,6 +563,33 @@ public final class LoadTest {
         };
     }
 
+    /**
+     * Requests of one client through a lean keep-alive HTTP/1.1 client ({@link RawHttp}, as wrk or
+     * perf_analyzer send them): JSON bodies, or with {@code binary} Triton's binary tensor data.
+     */
+    private LoadDriver.Call rawCall(RawHttp client, Scenario sc, int clientIndex, boolean binary) {
+        String path = "/v2/models/" + sc.pkg + "/infer";
+        long[] k = {0};
+        return () -> {
+            long i = k[0]++;
+            String key = (clientIndex + i) % INPUTS + "/" + sc.adapter(clientIndex, i);
+            RawHttp.Reply r;
+            if (binary) {
+                InferCodec.Body b = binaryBodies.get(key);
+                r = client.post(path, "application/octet-stream", InferCodec.HEADER_LENGTH + ": " + b.headerLength() + "\r\n",
+                        b.bytes());
+                if (r.status() == 200 && r.inferenceHeaderLength() < 0) {
+                    throw new IOException("a binary tensor data answer without " + InferCodec.HEADER_LENGTH);
+                }
+            } else {
+                r = client.post(path, "application/json", "", bodies.get(key));
+            }
+            if (r.status() != 200) {
+                throw new IOException("HTTP " + r.status() + ": " + new String(r.body(), StandardCharsets.UTF_8));
+            }
+        };
+    }
+
     /** Binary tensor data requests of one client (side package, adapter a), as {@link #httpCall} sends JSON. */
     private LoadDriver.Call binaryCall(URI server, Scenario sc, int client) {
         URI infer = server.resolve("/v2/models/" + sc.pkg + "/infer");
@@ -627,46 +696,51 @@ public final class LoadTest {
     }
 
     /**
-     * One client alternating blocks of {@link #BLOCK} runs of each kind, HTTP with JSON, direct,
-     * and HTTP with binary tensor data (side package, adapter a; the order rotates each cycle), so
-     * that all see the same machine; warm-up first, then the measurement window.
+     * One client alternating blocks of {@link #BLOCK} runs of each kind: HTTP with JSON and with
+     * binary tensor data through a lean keep-alive client ({@link RawHttp}), direct, and HTTP with
+     * JSON through the JDK's {@code HttpClient} for reference (side package, adapter a; the order
+     * rotates each cycle), so that all see the same machine; warm-up first, then the measurement window.
      */
     private Overhead overhead(URI server, InferenceBackend side) throws InterruptedException {
-        LoadDriver.Call[] calls = {httpCall(server, Scenario.SIDE, 0), directCall(side, Scenario.SIDE, 0),
-            binaryCall(server, Scenario.SIDE, 0)};
-        Latencies[] lat = {new Latencies(), new Latencies(), new Latencies()};
-        int errors = 0;
-        String first = null;
-        long start = System.nanoTime() + s.warmup().toNanos();
-        long end = start + s.measure().toNanos();
-        int budget = s.maxRequests();
-        for (long cycle = 0; System.nanoTime() < end && budget > 0; cycle++) {
-            for (int j = 0; j < calls.length; j++) {
-                int kind = (int) ((cycle + j) % calls.length);
-                for (int i = 0; i < BLOCK; i++) {
-                    long t0 = System.nanoTime();
-                    try {
-                        calls[kind].call();
-                    } catch (Exception e) {
-                        errors++;
-                        if (first == null) {
-                            first = e.getClass().getSimpleName() + ": " + e.getMessage();
+        try (RawHttp json = new RawHttp(server); RawHttp bin = new RawHttp(server)) {
+            LoadDriver.Call[] calls = {rawCall(json, Scenario.SIDE, 0, false), directCall(side, Scenario.SIDE, 0),
+                rawCall(bin, Scenario.SIDE, 0, true), httpCall(server, Scenario.SIDE, 0)};
+            Latencies[] lat = {new Latencies(), new Latencies(), new Latencies(), new Latencies()};
+            int errors = 0;
+            String first = null;
+            long start = System.nanoTime() + s.warmup().toNanos();
+            long end = start + s.measure().toNanos();
+            int budget = s.maxRequests();
+            for (long cycle = 0; System.nanoTime() < end && budget > 0; cycle++) {
+                for (int j = 0; j < calls.length; j++) {
+                    int kind = (int) ((cycle + j) % calls.length);
+                    for (int i = 0; i < BLOCK; i++) {
+                        long t0 = System.nanoTime();
+                        try {
+                            calls[kind].call();
+                        } catch (Exception e) {
+                            errors++;
+                            if (first == null) {
+                                first = e.getClass().getSimpleName() + ": " + e.getMessage();
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                    long t1 = System.nanoTime();
-                    if (t0 >= start) {
-                        lat[kind].add(t1 - t0);
-                        budget--;
+                        long t1 = System.nanoTime();
+                        if (t0 >= start) {
+                            lat[kind].add(t1 - t0);
+                            budget--;
+                        }
                     }
                 }
             }
+            for (Latencies l : lat) {
+                if (l.count() == 0) {
+                    throw new IllegalStateException("the HTTP vs direct phase recorded no run of some kind (" + errors + " errors"
+                            + (first == null ? "" : ", first: " + first) + ")");
+                }
+            }
+            return new Overhead(lat[0], lat[2], lat[1], lat[3], errors, first);
         }
-        if (lat[0].count() == 0 || lat[1].count() == 0 || lat[2].count() == 0) {
-            throw new IllegalStateException("the HTTP vs direct phase recorded no run of some kind (" + errors + " errors"
-                    + (first == null ? "" : ", first: " + first) + ")");
-        }
-        return new Overhead(lat[0], lat[2], lat[1], errors, first);
     }
 
     /** Requests to both packages, both adapters, one client each, for the server warm-up; returns the failures. */
@@ -776,12 +850,12 @@ public final class LoadTest {
         Double serverWarmup = null;
         Integer maxRequests = null;
         int threads = Bench.THREADS;
-        boolean spinning = true;
+        boolean spinning = false;
         List<String> serverJvm = List.of();
         try {
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
-                if (!a.equals("--quick") && !a.equals("--no-spin") && i + 1 >= args.length) {
+                if (!a.equals("--quick") && !a.equals("--no-spin") && !a.equals("--spin") && i + 1 >= args.length) {
                     throw Peft4jException.invalid(a + " needs a value");
                 }
                 switch (a) {
@@ -790,6 +864,7 @@ public final class LoadTest {
                     case "--docs" -> docs = Path.of(args[++i]);
                     case "--quick" -> quick = true;
                     case "--no-spin" -> spinning = false;
+                    case "--spin" -> spinning = true;
                     case "--clients" -> clients = Arrays.stream(args[++i].split(",")).map(String::trim).map(Integer::valueOf).toList();
                     case "--seconds" -> seconds = Double.valueOf(args[++i]);
                     case "--warmup" -> warmup = Double.valueOf(args[++i]);
@@ -810,7 +885,7 @@ public final class LoadTest {
         } catch (Peft4jException e) {
             System.err.println("load: error: " + e.getMessage());
             System.err.println("usage: LoadTest --work DIR --out FILE [--docs docs/BENCHMARKS.md] [--quick] [--clients 1,4,16] "
-                    + "[--seconds T] [--warmup W] [--server-warmup S] [--max-requests M] [--threads N] [--no-spin] [--server-jvm \"OPTS\"]");
+                    + "[--seconds T] [--warmup W] [--server-warmup S] [--max-requests M] [--threads N] [--spin] [--server-jvm \"OPTS\"]");
             System.exit(2);
             return;
         }

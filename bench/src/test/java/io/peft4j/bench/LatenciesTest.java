@@ -89,7 +89,7 @@ class LatenciesTest {
             http.add(base + 1_500_000 + (long) (r.nextGaussian() * 500_000));
             binary.add(base + 500_000 + (long) (r.nextGaussian() * 500_000));
         }
-        LoadTest.Overhead o = new LoadTest.Overhead(http, binary, direct, 0, null);
+        LoadTest.Overhead o = new LoadTest.Overhead(http, binary, direct, http, 0, null);
         double[] bci = o.binaryDiffIntervalMs(1000, 3);
         assertTrue(bci[0] > 0.0 && bci[1] < 1.0 && bci[0] <= o.binaryDiffMs() && o.binaryDiffMs() <= bci[1],
                 "the binary interval is around its 0.5 ms shift: " + bci[0] + " .. " + bci[1]);

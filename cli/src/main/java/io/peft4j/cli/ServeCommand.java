@@ -16,7 +16,7 @@ import java.util.concurrent.Callable;
 import java.util.function.Consumer;
 
 /**
- * {@code peft4j serve --repo DIR [--port P] [--host H] [--token T] [--threads N] [--merged-sessions N] [--batching
+ * {@code peft4j serve --repo DIR [--port P] [--host H] [--token T] [--threads N] [--spin] [--merged-sessions N] [--batching
  * [--max-batch-rows N] [--max-delay-ms MS]] [--drain-seconds S] [--device PROFILE [--profiles FILE]]}.
  */
 @Command(name = "serve",
@@ -59,6 +59,9 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--threads", paramLabel = "N", description = "ONNX Runtime intra-op threads per model (default: 2).")
     private Integer threads;
+
+    @Option(names = "--spin", description = "Let ONNX Runtime's threads spin while they wait for work (its own default): can help on a machine with cores to spare; off, they sleep and leave the cores to the HTTP threads (the default).")
+    private boolean spin;
 
     @Option(names = "--merged-sessions", paramLabel = "N", description = "Side packages: how many adapters per model (the base model counts as one) get a session with the adapter merged in, built after their first request, so that they run at the merged model's speed; each costs about one model's memory, and answers agree with the side graph's to float rounding, not bit for bit (default: 0, off).")
     private Integer mergedSessions;
@@ -109,6 +112,9 @@ public final class ServeCommand implements Callable<Integer> {
         }
         if (threads != null) {
             props.put("peft4j.threads", threads);
+        }
+        if (spin) {
+            props.put("peft4j.spinning", true);
         }
         if (mergedSessions != null) {
             props.put("peft4j.merged-sessions", mergedSessions);

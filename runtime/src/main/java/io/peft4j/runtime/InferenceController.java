@@ -88,6 +88,14 @@ public final class InferenceController {
             p.put("base_fingerprint", info.baseFingerprint());
         }
         p.put("adapters", b.adapters().stream().map(AdapterInfo::name).toList());
+        if (b instanceof io.peft4j.devices.ort.OrtBackend ort && ort.mergedSessionCapacity() > 0) {
+            List<String> merged = ort.mergedSessions();
+            Map<String, Object> ms = new LinkedHashMap<>();
+            ms.put("capacity", ort.mergedSessionCapacity());
+            ms.put("base", merged.contains(null));
+            ms.put("adapters", merged.stream().filter(java.util.Objects::nonNull).toList());
+            p.put("merged_sessions", ms);
+        }
         info.manifest().ifPresent(man -> {
             if (!man.labels().isEmpty()) {
                 p.put("labels", man.labels());

@@ -26,8 +26,11 @@ import io.peft4j.core.Peft4jException;
  *                          (only with {@code device})
  * @param deviceRoot        the filesystem root detection reads ({@code /} when absent; a copy of
  *                          another machine's {@code /proc} and {@code /etc} for tests)
- * @param spinning          whether ONNX Runtime's worker threads spin while they wait for work (its
- *                          default); off, they sleep and leave the cores to the request threads
+ * @param spinning          whether ONNX Runtime's worker threads spin while they wait for work (ONNX
+ *                          Runtime's own default). Off by default here: a server shares its cores
+ *                          with its HTTP threads (and often the clients), and spinning threads take
+ *                          the CPU from them; on 2 cores, bench/load measured spinning to add 2 to
+ *                          3 ms to a request, and no gain for the run itself
  * @param mergedSessions    side packages on ONNX Runtime's CPU provider: how many adapters per model
  *                          (the base model counting as one) may run on a session of their own with
  *                          the adapter merged into the weights, built in the background after their
@@ -45,7 +48,7 @@ public record RuntimeConfig(@Nullable String repo,
                             @Nullable String device,
                             @Nullable String profiles,
                             @Nullable String deviceRoot,
-                            @Bindable(defaultValue = "true") boolean spinning,
+                            @Bindable(defaultValue = "false") boolean spinning,
                             @Bindable(defaultValue = "0") int mergedSessions) {
 
     public RuntimeConfig {

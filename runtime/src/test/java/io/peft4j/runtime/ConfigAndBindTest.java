@@ -27,10 +27,11 @@ class ConfigAndBindTest {
             assertEquals(3, c.threads());
             assertEquals(67108864L, c.maxUploadBytes(), "application.yml's default");
             assertEquals(1024, c.maxBatchRows());
-            assertTrue(c.spinning(), "ONNX Runtime's threads spin by default");
+            assertFalse(c.spinning(), "ONNX Runtime's threads sleep while waiting unless told (serve --spin)");
+            assertEquals(0, c.mergedSessions(), "merged sessions are off unless asked for");
         }
-        try (ApplicationContext ctx = ApplicationContext.run(Map.of("peft4j.repo", repo.toString(), "peft4j.spinning", "false"))) {
-            assertFalse(ctx.getBean(RuntimeConfig.class).spinning());
+        try (ApplicationContext ctx = ApplicationContext.run(Map.of("peft4j.repo", repo.toString(), "peft4j.spinning", "true"))) {
+            assertTrue(ctx.getBean(RuntimeConfig.class).spinning());
         }
         try (ApplicationContext ctx = ApplicationContext.run(Map.of("peft4j.repo", repo.toString(), "peft4j.token", " "))) {
             assertNull(ctx.getBean(RuntimeConfig.class).token(), "a blank token is none");

@@ -267,6 +267,31 @@ public final class OrtBackend implements InferenceBackend {
         return a != null && a.slot != null && merged.has(a.slot);
     }
 
+    /**
+     * The adapters of a side package that run on a merged session now, in registration order, with
+     * {@code null} first for the base model when it has one; empty when merged sessions are off.
+     */
+    public List<String> mergedSessions() {
+        List<String> out = new ArrayList<>();
+        if (merged == null) {
+            return out;
+        }
+        if (merged.has(baseSlot)) {
+            out.add(null);
+        }
+        for (Adapter a : adapters.current().values()) {
+            if (a.slot != null && merged.has(a.slot)) {
+                out.add(a.info.name());
+            }
+        }
+        return out;
+    }
+
+    /** How many merged sessions a side package may have (0: off, or not a side package on the CPU). */
+    public int mergedSessionCapacity() {
+        return merged == null ? 0 : options.mergedSessions();
+    }
+
     /** Opens a package directory or an {@code .onnx} file with {@link Options#defaults()}. */
     public static OrtBackend open(Path modelOrPackage) {
         return open(modelOrPackage, Options.defaults());
