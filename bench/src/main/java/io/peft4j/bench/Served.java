@@ -27,7 +27,7 @@ final class Served implements AutoCloseable {
 
     /** {@code model} (a package or an .onnx file) with no merged sessions, running {@code adapter} (null: none). */
     static Served open(Workload w, Path model, String adapter) {
-        return new Served(OrtBackend.open(model, new OrtBackend.Options(Bench.THREADS, 1)), w.inputs(42), adapter);
+        return new Served(OrtBackend.open(model, new OrtBackend.Options(Bench.THREADS, 1, false)), w.inputs(42), adapter);
     }
 
     /**
@@ -35,7 +35,7 @@ final class Served implements AutoCloseable {
      * merged session is built and in use (at most 120 s), so that only the steady state is timed.
      */
     static Served withMergedSession(Workload w, Path sidePackage, String adapter) throws InterruptedException {
-        OrtBackend b = OrtBackend.open(sidePackage, new OrtBackend.Options(Bench.THREADS, 1).withMergedSessions(1));
+        OrtBackend b = OrtBackend.open(sidePackage, new OrtBackend.Options(Bench.THREADS, 1, false).withMergedSessions(1));
         Served s = new Served(b, w.inputs(42), adapter);
         long t0 = System.nanoTime();
         while (!b.hasMergedSession(adapter)) {

@@ -165,7 +165,21 @@ public final class InferCodec {
             throw ApiException.badRequest(HEADER_LENGTH + " is 0; it gives the length of the JSON request at the start of the body");
         }
         Binary binary = new Binary(body, headerLength);
-        int jsonLength = headerLength < 0 ? body.length : headerLength;
+        if (headerLength < 0) {
+            FastFloatData.Scan scan = FastFloatData.scan(body, body.length);
+            if (scan != null) {
+                try {
+                    return parse(scan.json, scan.json.length, maxRows, binary, scan);
+                } catch (ApiException e) {
+                    // parsed again as sent below, so that the message points into the body the client sent
+                }
+            }
+        }
+        return parse(body, headerLength < 0 ? body.length : headerLength, maxRows, binary, null);
+    }
+
+    /** The request in the first {@code jsonLength} bytes of {@code body}; {@code scan}: its FP32 data taken out already, or null. */
+    private static Request parse(byte[] body, int jsonLength, long maxRows, Binary binary, FastFloatData.Scan scan) {
         try (JsonParser p = JSON.createParser(body, 0, jsonLength)) {
             if (p.nextToken() != JsonToken.START_OBJECT) {
                 throw ApiException.badRequest("the request body must be a JSON object with \"inputs\"");
@@ -182,7 +196,7 @@ public final class InferCodec {
                 JsonToken t = p.nextToken();
                 switch (field) {
                     case "id" -> id = text(p, t, "id");
-                    case "inputs" -> inputs = readInputs(p, t, maxRows, jsonLength / 2 + 1, binary);
+                    case "inputs" -> inputs = readInputs(p, t, maxRows, jsonLength / 2 + 1, binary, scan);
                     case "outputs" -> readOutputs(p, t, outputs, binaryData);
                     case "parameters" -> {
                         expect(t, JsonToken.START_OBJECT, "parameters must be an object");
@@ -296,14 +310,14 @@ public final class InferCodec {
         }
     }
 
-    private static List<Input> readInputs(JsonParser p, JsonToken t, long maxRows, long maxElements, Binary binary)
-            throws IOException {
+    private static List<Input> readInputs(JsonParser p, JsonToken t, long maxRows, long maxElements, Binary binary,
+                                          FastFloatData.Scan scan) throws IOException {
         expect(t, JsonToken.START_ARRAY, "inputs must be an array of tensors");
         List<Input> inputs = new ArrayList<>();
         Set<String> names = new LinkedHashSet<>();
         for (JsonToken o = p.nextToken(); o != JsonToken.END_ARRAY; o = p.nextToken()) {
             expect(o, JsonToken.START_OBJECT, "each of inputs must be an object with name, shape, datatype and data");
-            Input in = readInput(p, inputs.size(), maxRows, maxElements, binary);
+            Input in = readInput(p, inputs.size(), maxRows, maxElements, binary, scan);
             if (!names.add(in.name())) {
                 throw ApiException.badRequest("input '" + in.name() + "' is given twice");
             }
@@ -312,8 +326,8 @@ public final class InferCodec {
         return inputs;
     }
 
-    private static Input readInput(JsonParser p, int position, long maxRows, long maxElements, Binary binary)
-            throws IOException {
+    private static Input readInput(JsonParser p, int position, long maxRows, long maxElements, Binary binary,
+                                   FastFloatData.Scan scan) throws IOException {
         String name = null;
         long[] shape = null;
         String datatype = null;
@@ -325,9 +339,14 @@ public final class InferCodec {
             String what = name == null ? "inputs[" + position + "]" : "input '" + name + "'";
             switch (k) {
                 case "name" -> name = text(p, v, what + ".name");
-                case "datatype" -> datatype = text(p, v, what + ".datatype");
+                case "datatype" -> datatype = text(p, v, what + ".datatype");   // jackson refuses duplicate fields
                 case "shape" -> shape = readShape(p, v, what);
                 case "data" -> {
+                    int fast = scan != null && v == JsonToken.VALUE_STRING ? scan.index(p.getText()) : -1;
+                    if (fast >= 0) {
+                        data = Values.ofFloats(scan.floats(fast), scan.count(fast));
+                        break;
+                    }
                     DataType dt = datatype == null ? null : dataType(datatype, name == null ? what : name);
                     // preallocate for the shape, but never beyond what the body can hold (a number takes 2 bytes at least)
                     long expected = shape == null ? -1 : Math.min(Tensor.numel(shape), maxElements);
@@ -511,6 +530,15 @@ public final class InferCodec {
         private boolean[] integral;
         private List<byte[]> strings;
         private int count;
+
+        /** FP32 data parsed already ({@link FastFloatData}): {@code count} floats, {@code floats} positioned at their end. */
+        static Values ofFloats(ByteBuffer floats, int count) {
+            Values v = new Values();
+            v.dtype = DataType.FLOAT;
+            v.buf = floats;
+            v.count = count;
+            return v;
+        }
 
         static Values read(JsonParser p, JsonToken t, DataType dt, long expected, String what) throws IOException {
             Values v = new Values();
