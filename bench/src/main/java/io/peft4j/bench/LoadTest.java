@@ -894,7 +894,7 @@ public final class LoadTest {
             Settings s = new Settings("resnet18", repo.resolve("side"), repo.resolve("multi"),
                     clients != null ? clients : quick ? List.of(1, 4) : List.of(1, 4, 16),
                     seconds(warmup != null ? warmup : quick ? 1 : 3),
-                    seconds(serverWarmup != null ? serverWarmup : quick ? 3 : 15), seconds(seconds != null ? seconds : quick ? 2 : 10),
+                    seconds(serverWarmup != null ? serverWarmup : quick ? 3 : 45), seconds(seconds != null ? seconds : quick ? 2 : 10),
                     maxRequests != null ? maxRequests : quick ? 2_000 : 50_000, threads, spinning, System.getProperty("java.class.path"),
                     serverJvm, work.resolve("load-test"));
             Results r = run(s);

@@ -18,10 +18,11 @@ import java.util.regex.Pattern;
 final class MarkedSections {
 
     /** The marker prefixes of every section that another command owns. */
-    static final List<String> PREFIXES = List.of(TrainQuality.MARKER, LoadTest.MARKER, StepVsPyTorch.MARKER);
+    static final List<String> PREFIXES = List.of(TrainQuality.MARKER, LoadTest.MARKER, StepVsPyTorch.MARKER,
+            MergedSessionMemory.MARKER);
 
     private static final Pattern BLOCK = Pattern.compile(
-            "<!-- (training-quality|load-test|train-vs-pytorch):([A-Za-z0-9._-]+):begin -->.*?<!-- \\1:\\2:end -->", Pattern.DOTALL);
+            "<!-- (training-quality|load-test|train-vs-pytorch|merged-sessions):([A-Za-z0-9._-]+):begin -->.*?<!-- \\1:\\2:end -->", Pattern.DOTALL);
 
     private MarkedSections() {
     }

@@ -369,8 +369,9 @@ public final class Report {
                 adapter's first run and checked against the side graph on a probe batch before use. Runs never \
                 wait for it; until it is ready they use the side graph, and every other adapter keeps switching \
                 per run as before. `servedSideVsMerged` times the adapter once its merged session is ready, \
-                against the merged model through `OrtBackend`; the price is one model's memory per merged \
-                session and a build (merge, session, probe) of about 2 s on resnet18 after first use.
+                against the merged model through `OrtBackend`; the price is resident memory, about 2 to 3 times \
+                the weights per merged session, and a build (read, strip, merge, session, probe) of about 2 s \
+                after first use on this machine (both measured by `bench/merged-memory`, in its section below).
                 """);
         return md.toString();
     }

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -53,5 +54,16 @@ class MarkedSectionsTest {
         String md = Report.keepMarkedSections(out, "# new\n");
         assertTrue(md.startsWith("# new"), md);
         assertTrue(md.indexOf("load-test:resnet18:begin") < md.indexOf("training-quality:sms-spam:begin"), md);
+    }
+
+    @Test
+    void mergedSessionMemorySectionIsKeptToo() {
+        String section = MergedSessionMemory.render(List.of(new MergedSessionMemory.Figure("resnet18", 0, 300 * 1024, 400 * 1024, 0),
+                new MergedSessionMemory.Figure("resnet18", 1, 420 * 1024, 600 * 1024, 2.5)), "0.1 0.2 0.3");
+        assertTrue(section.contains("| resnet18 | 1 | 420 MiB | +120 MiB | 600 MiB | 2.5 s |"), section);
+        assertTrue(section.contains("| resnet18 | 0 | 300 MiB | — | 400 MiB | — |"), section);
+        String doc = MarkedSections.splice("# Benchmarks\n", MergedSessionMemory.MARKER, "memory", section);
+        String md = MarkedSections.carryOver(doc, "# Benchmarks, again\n");
+        assertTrue(md.contains("<!-- merged-sessions:memory:begin -->") && md.contains("+120 MiB"), md);
     }
 }

@@ -63,7 +63,7 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--spin", description = "Let ONNX Runtime's threads spin while they wait for work (its own default): can help on a machine with cores to spare; off, they sleep and leave the cores to the HTTP threads (the default).")
     private boolean spin;
 
-    @Option(names = "--merged-sessions", paramLabel = "N", description = "Side packages: how many adapters per model (the base model counts as one) get a session with the adapter merged in, built after their first request, so that they run at the merged model's speed; each costs about one model's memory, and answers agree with the side graph's to float rounding, not bit for bit (default: 0, off).")
+    @Option(names = "--merged-sessions", paramLabel = "N", description = "Side packages: how many adapters per model (the base model counts as one) get a session with the adapter merged in, built after their first request, so that they run at the merged model's speed; each costs 2 to 3 times the model's weights in memory, and answers agree with the side graph's to float rounding, not bit for bit (default: 0, off).")
     private Integer mergedSessions;
 
     @Option(names = "--batching", description = "Dynamic batching: queued requests of a model run together (rows keep their adapters).")

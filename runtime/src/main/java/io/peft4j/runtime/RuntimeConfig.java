@@ -34,7 +34,7 @@ import io.peft4j.core.Peft4jException;
  * @param mergedSessions    side packages on ONNX Runtime's CPU provider: how many adapters per model
  *                          (the base model counting as one) may run on a session of their own with
  *                          the adapter merged into the weights, built in the background after their
- *                          first request (about one model's memory each). 0, the default: every
+ *                          first request (2 to 3 times the weights in memory each). 0, the default: every
  *                          request runs the side graph, and answers are bit-identical to
  *                          {@code peft4j predict}'s; a merged session agrees with the side graph to
  *                          float rounding (about 1e-7 relative), not bit for bit

@@ -34,7 +34,7 @@ import java.util.logging.Logger;
  * side graph. ONNX Runtime's CPU provider runs a side graph's low-rank branches as plain
  * convolutions over weights fed at run time (no pre-packing, no blocked layout, layout reorders
  * around them): on resnet18 that costs about 1.5 to 1.7 times the merged model. A merged session
- * costs nothing per run, but one model's worth of memory and a build (merge plus session) on
+ * costs nothing per run, but 2 to 3 times the weights in memory and a build (merge plus session) on
  * first use.
  *
  * <p>How it behaves:

@@ -81,7 +81,7 @@ public final class OrtBackend implements InferenceBackend {
      *                       without adapter, counting as one) may get a session of their own with
      *                       the adapter merged into the weights, built in the background on first
      *                       use and used by runs once ready (see {@link MergedSessions}); each costs
-     *                       about one model's memory. 0: every run uses the side graph.
+     *                       2 to 3 times the weights in memory. 0: every run uses the side graph.
      */
     public record Options(int intraOpThreads, int interOpThreads, boolean spinning, GpuProvider gpu, int mergedSessions) {
         public Options {

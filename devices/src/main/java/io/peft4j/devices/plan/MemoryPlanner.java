@@ -192,8 +192,8 @@ public final class MemoryPlanner {
         switch (mode) {
             case side -> {
                 note = adapterCount + " adapter(s) of " + MemoryPlan.mib(adapterBytes) + " each at max rank " + maxRank
-                        + "; on the CPU each merged session (serve --merged-sessions N) adds about " + MemoryPlan.mib(weights)
-                        + ", not counted";
+                        + "; on the CPU each merged session (serve --merged-sessions N) adds 2 to 3 times the weights, "
+                        + "about " + MemoryPlan.mib(weights * 5 / 2) + " (bench/merged-memory), not counted";
                 adapterBytes *= adapterCount;
             }
             case multi -> note = adapterCount + " adapter(s) stacked in the graph at max rank " + maxRank;
