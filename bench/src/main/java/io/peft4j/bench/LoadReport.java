@@ -22,15 +22,16 @@ final class LoadReport {
         md.append(String.format(Locale.ROOT, "Written by `%s` (from the repository root) on %s; the run took %.0f s. ", command,
                 r.date().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm 'UTC'", Locale.ROOT)), r.wallSeconds()));
         md.append("Load average (1, 5, 15 min) ").append(r.loadBefore()).append(" before, ").append(r.loadAfter())
-                .append(" after.\n\n");
+                .append(String.format(Locale.ROOT, " after; in the 3 s before the run the machine's cores were %.0f %% busy.%n%n",
+                        100 * r.busyBefore()));
         if (quick) {
             md.append("**Smoke run** (--quick): short phases, few clients; the numbers are not measurements.\n\n");
         }
-        if (busy(r.loadBefore(), r.loadAfter())) {
-            md.append("**Busy machine:** the load average was above half the cores during this run (the machine is shared "
-                    + "with other work), so the latencies are inflated and noisy; rerun `bench/load` on a quiet machine for "
-                    + "figures to quote. The HTTP overhead is measured with HTTP and direct runs alternating, which "
-                    + "shares the load between both sides.\n\n");
+        if (busy(r.busyBefore())) {
+            md.append("**Busy machine:** other work kept the cores more than a quarter busy just before this run, so the "
+                    + "latencies are inflated and noisy; rerun `bench/load` on a quiet machine for figures to quote. The "
+                    + "HTTP overhead is measured with HTTP and direct runs alternating, which shares the load between both "
+                    + "sides.\n\n");
         }
         md.append("- **Packages:** ").append(s.label()).append(" exported by `Exporter` as `side` (LoRA adapters `a` and `b`, "
                 + "r = 8, alpha = 16, random non-zero B) and as `multi` (the same two adapters stacked); one input row per "
@@ -67,7 +68,7 @@ final class LoadReport {
                 + "| ≤ %.0f ms | **%s** |%n",
                 LoadTest.BLOCK, ms(o.http().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(diff),
                 signedMs(ci[0]), signedMs(ci[1]), o.http().count(), o.direct().count(), LoadTest.OVERHEAD_TARGET_MS,
-                verdict(diff, ci, LoadTest.OVERHEAD_TARGET_MS, busy(r.loadBefore(), r.loadAfter()))));
+                verdict(diff, ci, LoadTest.OVERHEAD_TARGET_MS, busy(r.busyBefore()))));
         double binaryDiff = o.binaryDiffMs();
         double[] binaryCi = o.binaryDiffIntervalMs(BOOTSTRAP_ROUNDS, 1);
         md.append(String.format(Locale.ROOT, "| HTTP overhead at p50, binary tensor data (Triton's extension: the same request as a "
@@ -75,7 +76,7 @@ final class LoadReport {
                 + "| HTTP %s − direct %s = **%s** (95 %% interval %s to %s; %,d runs) | ≤ %.0f ms | **%s** |%n",
                 r.codec().binaryBodyBytes() / 1024.0, ms(o.binary().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6),
                 signedMs(binaryDiff), signedMs(binaryCi[0]), signedMs(binaryCi[1]), o.binary().count(), LoadTest.OVERHEAD_TARGET_MS,
-                verdict(binaryDiff, binaryCi, LoadTest.OVERHEAD_TARGET_MS, busy(r.loadBefore(), r.loadAfter()))));
+                verdict(binaryDiff, binaryCi, LoadTest.OVERHEAD_TARGET_MS, busy(r.busyBefore()))));
         double jdkDiff = o.jdkDiffMs();
         double[] jdkCi = o.jdkDiffIntervalMs(BOOTSTRAP_ROUNDS, 1);
         md.append(String.format(Locale.ROOT, "| For reference: the same JSON requests through the JDK's `java.net.http.HttpClient` "
@@ -211,18 +212,9 @@ final class LoadReport {
         return sb.toString();
     }
 
-    static boolean busy(String... loads) {
-        int cores = Runtime.getRuntime().availableProcessors();
-        for (String l : loads) {
-            try {
-                if (Double.parseDouble(l.trim().split("\\s+")[0]) > cores * 0.5) {
-                    return true;
-                }
-            } catch (RuntimeException unknown) {
-                // "unknown": cannot tell
-            }
-        }
-        return false;
+    /** Whether other work kept the cores more than a quarter busy before the run (unknown: not busy). */
+    static boolean busy(double busyBefore) {
+        return busyBefore > 0.25;
     }
 
     static String ms(double v) {

@@ -237,7 +237,7 @@ public final class LoadTest {
     /** Everything one run measured. */
     record Results(Settings settings, List<Phase> phases, List<ServerRun> servers, Overhead overhead, Codec codec, int warmupErrors,
                    String loadBefore, String loadAfter, double wallSeconds, ZonedDateTime date, String inputShape,
-                   double maxCheckError) {
+                   double maxCheckError, double busyBefore) {
         int errors() {
             int e = overhead.errors() + warmupErrors;
             for (Phase p : phases) {
@@ -379,6 +379,7 @@ public final class LoadTest {
 
     private Results runAll() throws IOException, InterruptedException {
         String loadBefore = Machine.load();
+        double busyBefore = Machine.busyShare(3000);
         long t0 = System.nanoTime();
         ZonedDateTime date = ZonedDateTime.now(ZoneOffset.UTC);
         List<Phase> phases = new ArrayList<>();
@@ -448,7 +449,7 @@ public final class LoadTest {
             }
         }
         return new Results(s, phases, servers, overhead, codec, warmupErrors, loadBefore, Machine.load(), (System.nanoTime() - t0) / 1e9,
-                date, inputShape, maxCheckError);
+                date, inputShape, maxCheckError, busyBefore);
     }
 
     private static void progress(String what) {

@@ -80,6 +80,42 @@ public final class Machine {
         }
     }
 
+    /**
+     * The share of all cores kept busy (by any process) over the next {@code millis}, from
+     * {@code /proc/stat}; NaN where it cannot be read. Taken before a benchmark starts, it tells
+     * whether other work is running, which the load average (a decaying mean that still counts a
+     * benchmark that just ended) cannot.
+     */
+    static double busyShare(long millis) {
+        long[] a = cpuTicks();
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Double.NaN;
+        }
+        long[] b = cpuTicks();
+        if (a == null || b == null || b[0] <= a[0]) {
+            return Double.NaN;
+        }
+        return 1.0 - (double) (b[1] - a[1]) / (b[0] - a[0]);
+    }
+
+    /** Total and idle (idle + iowait) ticks of all cores, or null. */
+    private static long[] cpuTicks() {
+        List<String> l = lines("/proc/stat");
+        if (l.isEmpty() || !l.get(0).startsWith("cpu ")) {
+            return null;
+        }
+        String[] f = l.get(0).trim().split("\\s+");
+        long total = 0;
+        for (int i = 1; i < f.length; i++) {
+            total += Long.parseLong(f[i]);
+        }
+        long idle = Long.parseLong(f[4]) + (f.length > 5 ? Long.parseLong(f[5]) : 0);
+        return new long[] {total, idle};
+    }
+
     /** The 1, 5 and 15 minute load averages now. */
     static String load() {
         List<String> l = lines("/proc/loadavg");

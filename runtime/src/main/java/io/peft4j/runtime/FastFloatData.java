@@ -74,6 +74,8 @@ final class FastFloatData {
     }
 
     private static final int MAX_DEPTH = 64;
+    /** jackson's default {@code StreamReadConstraints.maxNumberLength}: longer numbers are its error to report. */
+    private static final int MAX_NUMBER_LENGTH = 1000;
 
     private final byte[] b;
     private final int end;
@@ -433,6 +435,9 @@ final class FastFloatData {
                 }
                 exp10 += negExp ? -e : e;
             }
+            if (p - from > MAX_NUMBER_LENGTH) {
+                return false;   // jackson refuses numbers this long; let it say so
+            }
             float f;
             if (m == 0 && !truncated) {
                 f = negative ? -0.0f : 0.0f;
@@ -483,7 +488,8 @@ final class FastFloatData {
         }
         double d = exp10 >= 0 ? (double) m * POW10[exp10] : (double) m / POW10[-exp10];
         float f = (float) d;
-        if (Float.isInfinite(f) || f < Float.MIN_NORMAL) {
+        if (Float.isInfinite(f) || f == Float.MAX_VALUE || f < Float.MIN_NORMAL) {
+            // at the ends of the range the neighbour the margin test needs is not a float
             return Float.NaN;
         }
         // m (up to 18 digits, maybe cut) and the scaling are each within an ulp of double or so

@@ -230,8 +230,9 @@ public final class InferCodec {
             binary.finish();
             return new Request(id, inputs, outputs, adapter, adapters, binaryData, binaryDataOutput);
         } catch (JsonProcessingException e) {
-            throw ApiException.badRequest("malformed JSON: " + e.getOriginalMessage() + " at line " + e.getLocation().getLineNr()
-                    + ", column " + e.getLocation().getColumnNr());
+            // a limit jackson enforces (a number over 1000 digits) comes without a location
+            throw ApiException.badRequest("malformed JSON: " + e.getOriginalMessage() + (e.getLocation() == null ? ""
+                    : " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr()));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -70,6 +70,12 @@ class FastFloatDataTest {
             FastFloatData.Scan scan = FastFloatData.scan(utf8(s), s.length());
             assertNull(scan, s + " -> " + (scan == null ? "" : new String(scan.json, StandardCharsets.UTF_8)));
         }
+        // a number longer than jackson takes: left to jackson, which refuses it
+        String longNumber = "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[0."
+                + "0".repeat(1200) + "1e1200]}]}";
+        assertNull(FastFloatData.scan(utf8(longNumber), longNumber.length()));
+        ApiException tooLong = assertThrows(ApiException.class, () -> read(longNumber));
+        assertTrue(tooLong.getMessage().contains("malformed JSON"), tooLong.getMessage());
         // deeply nested: refused without a stack overflow
         String deep = "{\"inputs\":[{\"datatype\":\"FP32\",\"data\":[1]}],\"x\":" + "[".repeat(5000) + "]".repeat(5000) + "}";
         assertNull(FastFloatData.scan(utf8(deep), deep.length()));
@@ -144,7 +150,9 @@ class FastFloatDataTest {
                 "123456789012345678901234567890", "0.000000000000000000000000000001", "1e-45", "7e-46", "1.1754942E-38",
                 "3.4028235e38", "3.4028235677973366e38", "3.4028236e38", "1e39", "1E+22", "1e23", "1e-22", "1e-23",
                 "0.1", "0.30000000000000004", "1.00000005960464477539062500001", "1.000000059604644775390625",
-                "1.0000000596046447753906249999", "100000000000000000000000", "-2.5E-3"));
+                "1.0000000596046447753906249999", "100000000000000000000000", "-2.5E-3",
+                // just above the overflow threshold 2^128 - 2^103: Infinity, not Float.MAX_VALUE
+                "3.40282356779733662e38", "-3.402823567797336617e38", "340282356779733662e21", "3.4028235677973365e38"));
         assertExact(texts);
     }
 }

@@ -290,7 +290,7 @@ public final class Peft {
     /**
      * Turns a side graph ({@link #inject} with {@link InjectMode#INPUTS_WITH_DEFAULTS}) back into
      * the base graph it was made from: every adapter input (a graph input with an initializer
-     * default) becomes its default, a constant, and the branches that then leave their layer as it
+     * default named by the PEFT key of a LoRA or IA3 tensor) becomes its default, a constant, and the branches that then leave their layer as it
      * was are removed. The rules follow the values the defaults switch off: zeros (LoRA factors and
      * scaling) stay zero through {@code Conv}, {@code MatMul}, {@code Gemm}, {@code Mul} and the
      * reshaping ops, ones (IA3 vectors) stay one through the reshaping ops, and {@code Add(x, 0)}
@@ -307,7 +307,7 @@ public final class Peft {
         Graph g = model.graph();
         List<String> adapterInputs = new ArrayList<>();
         for (String n : g.inputNames()) {
-            if (g.hasInitializer(n)) {
+            if (g.hasInitializer(n) && isSwitchableInput(n)) {
                 adapterInputs.add(n);
             }
         }
@@ -383,6 +383,27 @@ public final class Peft {
         }
         g.removeUnusedInitializers();
         return adapterInputs.size();
+    }
+
+    /** The LoRA and IA3 tensors {@link #inject} makes inputs whose defaults switch the adapter off. */
+    private static final List<String> SWITCHABLE_ROLES = List.of("lora_A.weight", "lora_B.weight", "lora_embedding_A",
+            "lora_embedding_B", "lora_scaling", "ia3_l");
+
+    /**
+     * Whether graph input {@code n} is one of those: named by its PEFT key. A model exported with its
+     * weights as inputs with defaults keeps those; {@code modules_to_save} inputs (their default
+     * is the base weight) stay inputs too.
+     */
+    private static boolean isSwitchableInput(String n) {
+        if (!n.startsWith(PeftKey.PREFIX)) {
+            return false;
+        }
+        for (String r : SWITCHABLE_ROLES) {
+            if (n.endsWith("." + r)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Readers of {@code n}'s output read {@code x} instead, and {@code n} goes (an Identity for a graph output). */

@@ -226,16 +226,18 @@ final class MergedSessions implements AutoCloseable {
     }
 
     private void build(Slot s) {
-        if (!s.hold.getAsBoolean()) {
-            synchronized (this) {
-                s.queued = false;
-            }
-            return;
-        }
         try {
-            buildHeld(s);
+            if (s.hold.getAsBoolean()) {
+                try {
+                    buildHeld(s);
+                } finally {
+                    s.unhold.run();
+                }
+            }
         } finally {
-            s.unhold.run();
+            synchronized (this) {
+                s.queued = false;   // whatever happened, a later run may ask again (unless the slot failed)
+            }
         }
     }
 
@@ -256,7 +258,6 @@ final class MergedSessions implements AutoCloseable {
             session = null;
             Entry evicted = null;
             synchronized (this) {
-                s.queued = false;
                 if (closed || s.dropped) {
                     fresh.release();
                     return;
@@ -282,7 +283,6 @@ final class MergedSessions implements AutoCloseable {
             s.failed = true;
             boolean quiet;
             synchronized (this) {
-                s.queued = false;
                 quiet = closed || s.dropped;   // the backend or the adapter went away under the build
             }
             if (quiet) {

@@ -201,14 +201,28 @@ class MergedSessionsTest {
     }
 
     @Test
-    void stripRefusesAGraphItDidNotMake() {
+    void stripLeavesOtherInputsAloneAndRefusesAGraphItDidNotMake() {
+        // a weight exported as an input with a default (keep_initializers_as_inputs): not an adapter input
         Model m = TinyModels.cnn(1);
-        // an input with a default that is not an adapter branch: still read after the strip
         String w = m.graph().initializers().keySet().iterator().next();
         Tensor t = m.graph().initializer(w);
         m.graph().addInput(io.peft4j.core.onnx.ValueInfos.tensor(w, t.dtype(),
                 java.util.Arrays.stream(t.shape()).boxed().toArray()));
-        Peft4jException e = assertThrows(Peft4jException.class, () -> Peft.strip(m));
+        int nodes = m.graph().nodes().size();
+        assertEquals(0, Peft.strip(m));
+        assertTrue(m.graph().isGraphInput(w), "the weight stays an input");
+        assertEquals(nodes, m.graph().nodes().size());
+
+        // an input named as a LoRA factor whose default does not switch anything off: still read after the strip
+        Model odd = TinyModels.cnn(1);
+        String key = io.peft4j.core.adapter.PeftKey.of("conv1", "lora_A.weight");
+        odd.graph().addInput(io.peft4j.core.onnx.ValueInfos.tensor(key, t.dtype(),
+                java.util.Arrays.stream(t.shape()).boxed().toArray()));
+        odd.graph().setInitializer(key, t);
+        odd.graph().build("Identity").name("odd").in(key).outputs("odd_out").add();
+        odd.graph().addOutput(io.peft4j.core.onnx.ValueInfos.tensor("odd_out", t.dtype(),
+                java.util.Arrays.stream(t.shape()).boxed().toArray()));
+        Peft4jException e = assertThrows(Peft4jException.class, () -> Peft.strip(odd));
         assertEquals(ErrorCode.GRAPH_STATE, e.code());
         assertTrue(e.getMessage().contains("not a side graph"), e.getMessage());
     }
