@@ -130,14 +130,15 @@ final class FastFloatData {
     // ---------------------------------------------------------------- structure
 
     private void ws() {
-        while (i < end) {
-            byte c = b[i];
-            if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-                i++;
-            } else {
-                return;
-            }
+        i = skipWs(b, i, end);
+    }
+
+    /** The first position from {@code p} that is not JSON whitespace (or {@code end}). */
+    private static int skipWs(byte[] b, int p, int end) {
+        while (p < end && (b[p] == ' ' || b[p] == '\n' || b[p] == '\r' || b[p] == '\t')) {
+            p++;
         }
+        return p;
     }
 
     /** One value at {@code i}; false when it is not well formed. */
@@ -161,17 +162,9 @@ final class FastFloatData {
                 if (!value(depth + 1, role == Role.INPUTS ? Role.INPUT : Role.OTHER)) {
                     return false;
                 }
-                ws();
-                if (i >= end) {
-                    return false;
-                }
-                if (b[i] == ',') {
-                    i++;
-                } else if (b[i] == ']') {
-                    i++;
-                    return true;
-                } else {
-                    return false;
+                int after = afterMember((byte) ']');
+                if (after <= 0) {
+                    return after == 0;
                 }
             }
         }
@@ -227,19 +220,31 @@ final class FastFloatData {
             } else if (!value(depth + 1, role == Role.ROOT && "inputs".equals(key) ? Role.INPUTS : Role.OTHER)) {
                 return false;
             }
-            ws();
-            if (i >= end) {
-                return false;
-            }
-            if (b[i] == ',') {
-                i++;
-            } else if (b[i] == '}') {
-                i++;
-                return true;
-            } else {
-                return false;
+            int after = afterMember((byte) '}');
+            if (after <= 0) {
+                return after == 0;
             }
         }
+    }
+
+    /**
+     * After a member of an array or object: 1 when a comma follows (another member comes), 0 when
+     * {@code closer} does (the container ends), -1 for anything else; consumes what it read.
+     */
+    private int afterMember(byte closer) {
+        ws();
+        if (i >= end) {
+            return -1;
+        }
+        if (b[i] == ',') {
+            i++;
+            return 1;
+        }
+        if (b[i] == closer) {
+            i++;
+            return 0;
+        }
+        return -1;
     }
 
     private boolean lastStringOk;
@@ -345,16 +350,12 @@ final class FastFloatData {
         int p = i + 1;   // after [
         float[] out = new float[1024];
         int n = 0;
-        while (p < end && (b[p] == ' ' || b[p] == '\n' || b[p] == '\r' || b[p] == '\t')) {
-            p++;
-        }
+        p = skipWs(b, p, end);
         if (p < end && b[p] == ']') {
             return false;   // empty: left to the caller's checks
         }
         while (true) {
-            while (p < end && (b[p] == ' ' || b[p] == '\n' || b[p] == '\r' || b[p] == '\t')) {
-                p++;
-            }
+            p = skipWs(b, p, end);
             if (p >= end) {
                 return false;
             }
@@ -453,9 +454,7 @@ final class FastFloatData {
                 out = java.util.Arrays.copyOf(out, n * 2);
             }
             out[n++] = f;
-            while (p < end && (b[p] == ' ' || b[p] == '\n' || b[p] == '\r' || b[p] == '\t')) {
-                p++;
-            }
+            p = skipWs(b, p, end);
             if (p >= end) {
                 return false;
             }
