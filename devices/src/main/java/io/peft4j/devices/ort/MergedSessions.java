@@ -11,6 +11,7 @@ import io.peft4j.core.peft.AdapterBinding;
 import io.peft4j.core.peft.Peft;
 import io.peft4j.core.tensor.Tensor;
 import io.peft4j.devices.ModelInfo;
+import io.peft4j.devices.RefCount;
 import io.peft4j.devices.TensorSpec;
 
 import java.nio.file.Path;
@@ -22,7 +23,6 @@ import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BiFunction;
 import java.util.function.Supplier;
 import java.util.logging.Level;
@@ -68,26 +68,18 @@ final class MergedSessions implements AutoCloseable {
     /** A merged session, reference-counted: one reference while cached, one per run. */
     static final class Entry {
         final OrtSession session;
-        private final AtomicInteger refs = new AtomicInteger(1);
+        private final RefCount refs = new RefCount();
 
         Entry(OrtSession session) {
             this.session = session;
         }
 
         boolean acquire() {
-            while (true) {
-                int r = refs.get();
-                if (r == 0) {
-                    return false;
-                }
-                if (refs.compareAndSet(r, r + 1)) {
-                    return true;
-                }
-            }
+            return refs.acquire();
         }
 
         void release() {
-            if (refs.decrementAndGet() == 0) {
+            if (refs.release()) {
                 try {
                     session.close();
                 } catch (OrtException e) {

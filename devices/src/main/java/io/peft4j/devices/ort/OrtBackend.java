@@ -25,6 +25,7 @@ import io.peft4j.devices.InferenceBackend;
 import io.peft4j.devices.InferenceResult;
 import io.peft4j.devices.Inputs;
 import io.peft4j.devices.ModelInfo;
+import io.peft4j.devices.RefCount;
 import io.peft4j.devices.Runs;
 import io.peft4j.devices.TensorSpec;
 
@@ -39,7 +40,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The ONNX Runtime backend on the CPU: one {@link OrtSession} per model, shared by all threads
@@ -159,7 +159,7 @@ public final class OrtBackend implements InferenceBackend {
     /** The adapters runs can select; each holds one reference for the table. */
     private final AdapterTable<Adapter> adapters = new AdapterTable<>(x -> x.info);
     /** One reference held by the backend until close, one per run in flight. */
-    private final AtomicInteger sessionRefs = new AtomicInteger(1);
+    private final RefCount sessionRefs = new RefCount();
     private final Options options;
     /** Side packages with merged sessions on: the sessions, and the base model's place among them. */
     private final MergedSessions merged;
@@ -330,7 +330,7 @@ public final class OrtBackend implements InferenceBackend {
         final OrtLoraAdapter lora;   // side packages
         final long index;            // multi packages
         final MergedSessions.Slot slot;   // side packages with merged sessions
-        private final AtomicInteger refs = new AtomicInteger(1);
+        private final RefCount refs = new RefCount();
 
         Adapter(AdapterInfo info, OrtLoraAdapter lora, long index, java.util.function.Supplier<AdapterBundle> bundle) {
             this.info = info;
@@ -341,19 +341,11 @@ public final class OrtBackend implements InferenceBackend {
         }
 
         boolean acquire() {
-            while (true) {
-                int r = refs.get();
-                if (r == 0) {
-                    return false;
-                }
-                if (refs.compareAndSet(r, r + 1)) {
-                    return true;
-                }
-            }
+            return refs.acquire();
         }
 
         void release() {
-            if (refs.decrementAndGet() == 0) {
+            if (refs.release()) {
                 if (slot != null) {
                     merged.drop(slot);
                 }
@@ -651,19 +643,11 @@ public final class OrtBackend implements InferenceBackend {
     // ---------------------------------------------------------------- lifetime
 
     private boolean acquireSession() {
-        while (true) {
-            int r = sessionRefs.get();
-            if (r == 0 || closed) {
-                return false;
-            }
-            if (sessionRefs.compareAndSet(r, r + 1)) {
-                return true;
-            }
-        }
+        return !closed && sessionRefs.acquire();
     }
 
     private void releaseSession() {
-        if (sessionRefs.decrementAndGet() == 0) {
+        if (sessionRefs.release()) {
             try {
                 session.close();
             } catch (OrtException e) {
