@@ -58,32 +58,20 @@ final class LoadReport {
                 + "computes (largest relative difference %.1e).%n%n", r.maxCheckError()));
 
         LoadTest.Overhead o = r.overhead();
-        double diff = o.diffMs();
-        double[] ci = o.diffIntervalMs(BOOTSTRAP_ROUNDS, 1);
         int errors = r.errors();
         md.append("| Check | Measured | Target | Verdict |\n|---|---|---|---|\n");
         md.append(String.format(Locale.ROOT, "| HTTP overhead at p50: one client, side package, adapter `a`, JSON through a lean "
                 + "keep-alive HTTP/1.1 client (as wrk or perf_analyzer), HTTP (JSON), direct, HTTP (binary) and HTTP (JDK client) runs "
-                + "alternating in blocks of %d | HTTP %s − direct %s = **%s** (95 %% interval %s to %s; %,d and %,d runs) "
-                + "| ≤ %.0f ms | **%s** |%n",
-                LoadTest.BLOCK, ms(o.http().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(diff),
-                signedMs(ci[0]), signedMs(ci[1]), o.http().count(), o.direct().count(), LoadTest.OVERHEAD_TARGET_MS,
-                verdict(diff, ci, LoadTest.OVERHEAD_TARGET_MS, busy(r.busyBefore()))));
-        double binaryDiff = o.binaryDiffMs();
-        double[] binaryCi = o.binaryDiffIntervalMs(BOOTSTRAP_ROUNDS, 1);
+                + "alternating in blocks of %d | %s | ≤ %.0f ms | **%s** |%n", LoadTest.BLOCK,
+                overheadCell(o, o.http(), true, String.format(Locale.ROOT, "%,d and %,d runs", o.http().count(), o.direct().count())),
+                LoadTest.OVERHEAD_TARGET_MS, overheadVerdict(r, o.http())));
         md.append(String.format(Locale.ROOT, "| HTTP overhead at p50, binary tensor data (Triton's extension: the same request as a "
-                + "%.0f KiB body of JSON and raw FP32 bytes, outputs binary), in the same alternation "
-                + "| HTTP %s − direct %s = **%s** (95 %% interval %s to %s; %,d runs) | ≤ %.0f ms | **%s** |%n",
-                r.codec().binaryBodyBytes() / 1024.0, ms(o.binary().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6),
-                signedMs(binaryDiff), signedMs(binaryCi[0]), signedMs(binaryCi[1]), o.binary().count(), LoadTest.OVERHEAD_TARGET_MS,
-                verdict(binaryDiff, binaryCi, LoadTest.OVERHEAD_TARGET_MS, busy(r.busyBefore()))));
-        double jdkDiff = o.jdkDiffMs();
-        double[] jdkCi = o.jdkDiffIntervalMs(BOOTSTRAP_ROUNDS, 1);
+                + "%.0f KiB body of JSON and raw FP32 bytes, outputs binary), in the same alternation | %s | ≤ %.0f ms | **%s** |%n",
+                r.codec().binaryBodyBytes() / 1024.0, overheadCell(o, o.binary(), true, null), LoadTest.OVERHEAD_TARGET_MS,
+                overheadVerdict(r, o.binary())));
         md.append(String.format(Locale.ROOT, "| For reference: the same JSON requests through the JDK's `java.net.http.HttpClient` "
-                + "(every request handed to its selector thread and back), in the same alternation "
-                + "| HTTP %s − direct %s = %s (95 %% interval %s to %s; %,d runs) | — | — |%n",
-                ms(o.jdk().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(jdkDiff), signedMs(jdkCi[0]),
-                signedMs(jdkCi[1]), o.jdk().count()));
+                + "(every request handed to its selector thread and back), in the same alternation | %s | — | — |%n",
+                overheadCell(o, o.jdk(), false, null)));
         md.append(String.format(Locale.ROOT, "| Failed requests, all phases | %,d of %,d | 0 | **%s** |%n", errors, r.requests(),
                 errors == 0 ? "PASS" : "MISS"));
         StringBuilder ready = new StringBuilder();
@@ -182,19 +170,36 @@ final class LoadReport {
         return v + (why.isEmpty() ? "" : " (" + why + ")");
     }
 
+    /**
+     * {@code HTTP p50 − direct p50 = diff (95 % interval lo to hi; N runs)} for one HTTP kind of the
+     * overhead measurement; {@code bold} marks the difference, {@code runs} replaces the run count.
+     */
+    private static String overheadCell(LoadTest.Overhead o, Latencies kind, boolean bold, String runs) {
+        double[] ci = o.diffIntervalMs(kind, BOOTSTRAP_ROUNDS, 1);
+        String diff = signedMs(o.diffMs(kind));
+        return String.format(Locale.ROOT, "HTTP %s − direct %s = %s (95 %% interval %s to %s; %s)", ms(kind.percentile(0.5) / 1e6),
+                ms(o.direct().percentile(0.5) / 1e6), bold ? "**" + diff + "**" : diff, signedMs(ci[0]), signedMs(ci[1]),
+                runs != null ? runs : String.format(Locale.ROOT, "%,d runs", kind.count()));
+    }
+
+    private static String overheadVerdict(Results r, Latencies kind) {
+        LoadTest.Overhead o = r.overhead();
+        return verdict(o.diffMs(kind), o.diffIntervalMs(kind, BOOTSTRAP_ROUNDS, 1), LoadTest.OVERHEAD_TARGET_MS, busy(r.busyBefore()));
+    }
+
     /** The terminal lines. */
     static String summary(Results r) {
         StringBuilder sb = new StringBuilder();
         LoadTest.Overhead o = r.overhead();
-        double[] ci = o.diffIntervalMs(BOOTSTRAP_ROUNDS, 1);
+        double[] ci = o.diffIntervalMs(o.http(), BOOTSTRAP_ROUNDS, 1);
         sb.append(String.format(Locale.ROOT, "HTTP overhead at p50 (N=1): %s - %s = %s  (95%% interval %s to %s; target <= %.0f ms)%n",
-                ms(o.http().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.diffMs()),
+                ms(o.http().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.diffMs(o.http())),
                 signedMs(ci[0]), signedMs(ci[1]), LoadTest.OVERHEAD_TARGET_MS));
         sb.append(String.format(Locale.ROOT, "HTTP overhead at p50 (N=1), JSON through the JDK's HttpClient: %s - %s = %s%n",
-                ms(o.jdk().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.jdkDiffMs())));
-        double[] bci = o.binaryDiffIntervalMs(BOOTSTRAP_ROUNDS, 1);
+                ms(o.jdk().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.diffMs(o.jdk()))));
+        double[] bci = o.diffIntervalMs(o.binary(), BOOTSTRAP_ROUNDS, 1);
         sb.append(String.format(Locale.ROOT, "HTTP overhead at p50 (N=1), binary tensor data: %s - %s = %s  (95%% interval %s to %s)%n",
-                ms(o.binary().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.binaryDiffMs()),
+                ms(o.binary().percentile(0.5) / 1e6), ms(o.direct().percentile(0.5) / 1e6), signedMs(o.diffMs(o.binary())),
                 signedMs(bci[0]), signedMs(bci[1])));
         sb.append(String.format(Locale.ROOT, "failed requests: %d of %d%n", r.errors(), r.requests()));
         for (Phase p : r.phases()) {

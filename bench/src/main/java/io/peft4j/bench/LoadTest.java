@@ -174,31 +174,14 @@ public final class LoadTest {
      * backend alone, in alternating blocks.
      */
     record Overhead(Latencies http, Latencies binary, Latencies direct, Latencies jdk, int errors, String firstError) {
-        double diffMs() {
-            return (http.percentile(0.5) - direct.percentile(0.5)) / 1e6;
+        /** The p50 of {@code kind} (one of the HTTP kinds) minus the direct p50, in ms. */
+        double diffMs(Latencies kind) {
+            return (kind.percentile(0.5) - direct.percentile(0.5)) / 1e6;
         }
 
-        double binaryDiffMs() {
-            return (binary.percentile(0.5) - direct.percentile(0.5)) / 1e6;
-        }
-
-        double jdkDiffMs() {
-            return (jdk.percentile(0.5) - direct.percentile(0.5)) / 1e6;
-        }
-
-        /** The 95 % bootstrap interval of {@link #jdkDiffMs()}. */
-        double[] jdkDiffIntervalMs(int rounds, long seed) {
-            return interval(jdk, direct, rounds, seed);
-        }
-
-        /** The 95 % bootstrap interval of {@link #diffMs()}. */
-        double[] diffIntervalMs(int rounds, long seed) {
-            return interval(http, direct, rounds, seed);
-        }
-
-        /** The 95 % bootstrap interval of {@link #binaryDiffMs()}. */
-        double[] binaryDiffIntervalMs(int rounds, long seed) {
-            return interval(binary, direct, rounds, seed);
+        /** The 95 % bootstrap interval of {@link #diffMs(Latencies)}. */
+        double[] diffIntervalMs(Latencies kind, int rounds, long seed) {
+            return interval(kind, direct, rounds, seed);
         }
 
         /**

@@ -88,6 +88,15 @@ class LoadTestTest {
         assertTrue(md.contains("### Where the time of a request goes"), md);
         assertTrue(md.contains("| HTTP overhead at p50, binary tensor data"), md);
         assertTrue(md.contains("| Reading the same request as binary tensor data"), md);
+        // the three overhead cells: HTTP p50 − direct p50 = difference (95 % interval; runs)
+        String cell = "HTTP [0-9.]+ [mµ]?s − direct [0-9.]+ [mµ]?s = %s[+−][0-9.]+ [mµ]?s%s \\(95 %% interval [+−][0-9.]+ [mµ]?s to "
+                + "[+−][0-9.]+ [mµ]?s; [0-9,]+ %sruns\\)";
+        assertTrue(java.util.regex.Pattern.compile("\\| " + String.format(cell, "\\*\\*", "\\*\\*", "and [0-9,]+ ")
+                + " \\| ≤ 2 ms \\| \\*\\*(PASS|MISS)").matcher(md).find(), md);
+        assertTrue(java.util.regex.Pattern.compile("binary tensor data .*\\| " + String.format(cell, "\\*\\*", "\\*\\*", "")
+                + " \\| ≤ 2 ms \\|").matcher(md).find(), md);
+        assertTrue(java.util.regex.Pattern.compile("HttpClient`.*\\| " + String.format(cell, "", "", "") + " \\| — \\| — \\|")
+                .matcher(md).find(), md);
         assertTrue(LoadReport.summary(r).contains("HTTP overhead at p50"));
         Path docs = tmp.resolve("BENCHMARKS.md");
         Files.writeString(docs, "# Benchmarks\n");
