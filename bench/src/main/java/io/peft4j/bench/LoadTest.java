@@ -315,7 +315,6 @@ public final class LoadTest {
 
     /** Runs {@code adapter} on {@code b} until it has its merged session (at most 120 s), as the server's warm-up does. */
     private static void awaitMergedSession(OrtBackend b, String adapter) throws InterruptedException {
-        long t0 = System.nanoTime();
         Map<String, Tensor> in = new LinkedHashMap<>();
         for (TensorSpec t : b.info().inputs()) {
             long[] shape = t.shape().clone();
@@ -324,13 +323,7 @@ public final class LoadTest {
             }
             in.put(t.name(), Tensor.zeros(t.dtype(), shape));
         }
-        while (!b.hasMergedSession(adapter)) {
-            b.run(in, adapter);
-            if (System.nanoTime() - t0 > 120_000_000_000L) {
-                throw Peft4jException.invalid("no merged session for adapter '" + adapter + "' after 120 s");
-            }
-            Thread.sleep(50);
-        }
+        Served.awaitMergedSession(b, in, adapter, 120);
     }
 
     /**

@@ -114,13 +114,7 @@ public final class MergedSessionMemory {
                 b.run(in, AdapterSelection.of(adapter), Set.of());
             }
             for (String a : wanted) {
-                while (!b.hasMergedSession(a)) {
-                    b.run(in, AdapterSelection.of(a), Set.of());
-                    Thread.sleep(20);
-                    if (System.nanoTime() - t0 > 300_000_000_000L) {
-                        throw new IllegalStateException("no merged session for " + a + " after 300 s");
-                    }
-                }
+                Served.awaitMergedSession(b, in, a, 300);
             }
             double build = (System.nanoTime() - t0) / 1e9;
             for (int i = 0; i < 10; i++) {

@@ -38,18 +38,32 @@ final class Served implements AutoCloseable {
         OrtBackend b = OrtBackend.open(sidePackage, new OrtBackend.Options(Bench.THREADS, 1, false).withMergedSessions(1));
         Served s = new Served(b, w.inputs(42), adapter);
         long t0 = System.nanoTime();
-        while (!b.hasMergedSession(adapter)) {
-            s.run();
-            if (System.nanoTime() - t0 > 120_000_000_000L) {
-                s.close();
-                throw Peft4jException.invalid("no merged session for adapter '" + adapter + "' of " + sidePackage
-                        + " after 120 s (see the log for why)");
-            }
-            Thread.sleep(50);
+        try {
+            awaitMergedSession(b, s.inputs, adapter, 120);
+        } catch (RuntimeException | InterruptedException e) {
+            s.close();
+            throw e;
         }
         System.err.printf(java.util.Locale.ROOT, "bench: the merged session of %s was ready %.2f s after its first run%n", adapter,
                 (System.nanoTime() - t0) / 1e9);
         return s;
+    }
+
+    /**
+     * Runs {@code adapter} (null: the base model) on {@code b} with {@code inputs} until it has its
+     * merged session; refused after {@code maxSeconds} (the log says why a build failed).
+     */
+    static void awaitMergedSession(OrtBackend b, Map<String, Tensor> inputs, String adapter, int maxSeconds)
+            throws InterruptedException {
+        long t0 = System.nanoTime();
+        while (!b.hasMergedSession(adapter)) {
+            b.run(inputs, AdapterSelection.of(adapter), null);
+            if (System.nanoTime() - t0 > maxSeconds * 1_000_000_000L) {
+                throw Peft4jException.invalid("no merged session for " + (adapter == null ? "the base model" : "adapter '"
+                        + adapter + "'") + " of " + b.info().path() + " after " + maxSeconds + " s (see the log for why)");
+            }
+            Thread.sleep(20);
+        }
     }
 
     /** One run; returns the first output, for the benchmark to hand to JMH. */
